@@ -1,0 +1,125 @@
+//! Every `popularity_engine.*` setting, in one place. All are USERSET: settable per session,
+//! per role (ALTER ROLE ... SET) and per database (ALTER DATABASE ... SET). Durations are in
+//! seconds internally and accept units ('72h', '7d').
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+pub static TRENDING_HALF_LIFE: GucSetting<i32> = GucSetting::<i32>::new(72 * 3600);
+pub static TRENDING_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
+pub static WEIGHT_BASE_RELEVANCE: GucSetting<f64> = GucSetting::<f64>::new(0.5);
+pub static WEIGHT_PERSONALIZATION: GucSetting<f64> = GucSetting::<f64>::new(0.3);
+pub static WEIGHT_POPULARITY: GucSetting<f64> = GucSetting::<f64>::new(0.2);
+pub static COLD_START_THRESHOLD: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static RECENT_ORDER_PENALTY: GucSetting<f64> = GucSetting::<f64>::new(0.7);
+pub static RECENT_ORDER_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
+pub static MAX_PER_CATEGORY: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static PREFERENCE_HALF_LIFE: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
+pub static SIMILARITY_TOP_K: GucSetting<i32> = GucSetting::<i32>::new(20);
+pub static RETENTION: GucSetting<i32> = GucSetting::<i32>::new(90 * 24 * 3600);
+
+const DAY: i32 = 24 * 3600;
+
+fn duration(name: &'static std::ffi::CStr, short: &'static std::ffi::CStr, long: &'static std::ffi::CStr, setting: &'static GucSetting<i32>, min: i32, max: i32) {
+    GucRegistry::define_int_guc(name, short, long, setting, min, max, GucContext::Userset, GucFlags::UNIT_S);
+}
+
+fn weight(name: &'static std::ffi::CStr, short: &'static std::ffi::CStr, long: &'static std::ffi::CStr, setting: &'static GucSetting<f64>) {
+    GucRegistry::define_float_guc(name, short, long, setting, 0.0, 1.0, GucContext::Userset, GucFlags::default());
+}
+
+pub fn init() {
+    duration(
+        c"popularity_engine.trending_half_life",
+        c"Half-life of an interaction's weight in trending_score.",
+        c"trending_score = sum(popularity_weight * 0.5^(hours_ago / half_life)).",
+        &TRENDING_HALF_LIFE,
+        60,
+        365 * DAY,
+    );
+    duration(
+        c"popularity_engine.trending_window",
+        c"How far back trending_score looks.",
+        c"Interactions older than this at as_of do not count in trending_score.",
+        &TRENDING_WINDOW,
+        3600,
+        365 * DAY,
+    );
+    weight(
+        c"popularity_engine.weight_base_relevance",
+        c"Weight of base relevance (price, stock) in recommendation scores.",
+        c"score = w_base * base_relevance + w_personalization * personalization + w_popularity * popularity.",
+        &WEIGHT_BASE_RELEVANCE,
+    );
+    weight(
+        c"popularity_engine.weight_personalization",
+        c"Weight of the user's category/brand affinity in recommendation scores.",
+        c"score = w_base * base_relevance + w_personalization * personalization + w_popularity * popularity.",
+        &WEIGHT_PERSONALIZATION,
+    );
+    weight(
+        c"popularity_engine.weight_popularity",
+        c"Weight of global popularity in recommendation scores.",
+        c"score = w_base * base_relevance + w_personalization * personalization + w_popularity * popularity.",
+        &WEIGHT_POPULARITY,
+    );
+    GucRegistry::define_int_guc(
+        c"popularity_engine.cold_start_threshold",
+        c"Users with fewer interactions than this get the cold-start list.",
+        c"The cold-start list is trending, then popular products, without personalization.",
+        &COLD_START_THRESHOLD,
+        0,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    weight(
+        c"popularity_engine.recent_order_penalty",
+        c"Score reduction for products the user ordered recently (0.7 = 70 %).",
+        c"A product ordered within recent_order_window scores (1 - penalty) times its blend.",
+        &RECENT_ORDER_PENALTY,
+    );
+    duration(
+        c"popularity_engine.recent_order_window",
+        c"How long after an order the recent-order penalty applies.",
+        c"Orders older than this do not reduce a product's recommendation score.",
+        &RECENT_ORDER_WINDOW,
+        0,
+        3650 * DAY,
+    );
+    GucRegistry::define_int_guc(
+        c"popularity_engine.max_per_category",
+        c"At most this many recommendations per category.",
+        c"Diversity cap applied by recommend().",
+        &MAX_PER_CATEGORY,
+        1,
+        10_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    duration(
+        c"popularity_engine.preference_half_life",
+        c"Half-life of an interaction's weight in user category/brand affinity.",
+        c"affinity = sum(affinity_weight * 0.5^(age / half_life)) per category and brand.",
+        &PREFERENCE_HALF_LIFE,
+        3600,
+        3650 * DAY,
+    );
+    GucRegistry::define_int_guc(
+        c"popularity_engine.similarity_top_k",
+        c"How many similar products refresh_item_similarity keeps per product.",
+        c"Top-K neighbours by co-interaction similarity.",
+        &SIMILARITY_TOP_K,
+        1,
+        1000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    duration(
+        c"popularity_engine.retention",
+        c"How long raw interactions are kept by cleanup_interactions().",
+        c"Aggregates keep their totals when raw interactions are dropped.",
+        &RETENTION,
+        DAY,
+        24000 * DAY,
+    );
+}

@@ -1,0 +1,37 @@
+//! popularity_engine: interaction tracking, popularity and personalization for e-commerce,
+//! inside PostgreSQL. The SQL surface is documented in README.md and docs/.
+
+use pgrx::prelude::*;
+
+mod batch;
+mod gucs;
+mod interaction;
+mod spi_util;
+mod tracking;
+mod validation;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/schema.sql", name = "schema", requires = [interaction::interaction_type]);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+#[allow(non_snake_case)]
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec!["shared_preload_libraries = 'pg_cron'", "cron.database_name = 'pgrx_tests'"]
+    }
+}

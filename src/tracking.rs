@@ -1,0 +1,494 @@
+//! Tracking entry points: validate in Rust, then one INSERT into the log (plus the user state
+//! row for cart, wishlist and purchase types) in the caller's transaction. No per-product row is
+//! touched here, so a hot product never serializes writers; aggregation happens in
+//! refresh_popularity().
+
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::PgBuiltInOids as B;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{JsonB, Uuid};
+use serde_json::Value;
+
+use crate::batch::{parse_batch, BatchEvent};
+use crate::interaction::{interaction_type, StateSync};
+use crate::spi_util::{oid, raise, run_cached};
+use crate::validation::{self, check_positive_id, check_text, check_timestamp, RawEvent, Rejection, ValidEvent};
+
+const INSERT_EVENT: &str = "\
+INSERT INTO popularity_engine.product_interactions
+    (user_id, product_id, interaction_type, event_value, occurred_at, session_id, metadata)
+VALUES ($1, $2, $3::popularity_engine.interaction_type, $4, $5, $6, $7)
+RETURNING id";
+
+/// Claims the event_id first; the log row is written only when the claim is new.
+const INSERT_KEYED_EVENT: &str = "\
+WITH claim AS (
+    INSERT INTO popularity_engine.interaction_event_ids (event_id, interaction_id)
+    VALUES ($8, nextval('popularity_engine.product_interactions_id_seq'))
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING interaction_id)
+INSERT INTO popularity_engine.product_interactions
+    (id, user_id, product_id, interaction_type, event_value, occurred_at, session_id, metadata, event_id)
+SELECT claim.interaction_id, $1, $2, $3::popularity_engine.interaction_type, $4, $5, $6, $7, $8
+  FROM claim
+RETURNING id";
+
+const EXISTING_EVENT: &str =
+    "SELECT interaction_id FROM popularity_engine.interaction_event_ids WHERE event_id = $1";
+
+/// Stores a whole batch in one statement; returns (position, id) of the rows actually stored
+/// (a repeated event_id, in the table or earlier in the batch, is skipped).
+const INSERT_BATCH: &str = "\
+WITH input AS (
+    SELECT t.*, nextval('popularity_engine.product_interactions_id_seq') AS id
+      FROM unnest($1::int8[], $2::int8[], $3::text[], $4::float8[], $5::timestamptz[],
+                  $6::text[], $7::jsonb[], $8::uuid[])
+           WITH ORDINALITY AS t(user_id, product_id, itype, event_value, occurred_at,
+                                session_id, metadata, event_id, ord)
+), claim AS (
+    INSERT INTO popularity_engine.interaction_event_ids (event_id, interaction_id)
+    SELECT event_id, id FROM input WHERE event_id IS NOT NULL ORDER BY ord
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING interaction_id
+), stored AS (
+    INSERT INTO popularity_engine.product_interactions
+        (id, user_id, product_id, interaction_type, event_value, occurred_at, session_id, metadata, event_id)
+    SELECT id, user_id, product_id, itype::popularity_engine.interaction_type, event_value,
+           occurred_at, session_id, metadata, event_id
+      FROM input
+     WHERE event_id IS NULL OR id IN (SELECT interaction_id FROM claim)
+     ORDER BY ord
+    RETURNING id
+)
+SELECT input.ord, input.id FROM input JOIN stored ON stored.id = input.id ORDER BY input.ord";
+
+const CART_ADD: &str = "\
+INSERT INTO popularity_engine.user_cart AS c (user_id, product_id, quantity)
+VALUES ($1, $2, $3)
+ON CONFLICT (user_id, product_id) DO UPDATE
+   SET quantity = LEAST(c.quantity::int8 + excluded.quantity, 2147483647)::int4, updated_at = now()";
+const CART_SET: &str = "\
+INSERT INTO popularity_engine.user_cart AS c (user_id, product_id, quantity)
+VALUES ($1, $2, $3)
+ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = excluded.quantity, updated_at = now()";
+/// Removing at least what is in the cart (or 0 = everything) deletes the line.
+const CART_REMOVE_LINE: &str = "\
+DELETE FROM popularity_engine.user_cart
+ WHERE user_id = $1 AND product_id = $2 AND ($3 = 0 OR quantity <= $3)";
+const CART_DECREMENT: &str = "\
+UPDATE popularity_engine.user_cart SET quantity = quantity - $3, updated_at = now()
+ WHERE user_id = $1 AND product_id = $2 AND quantity > $3";
+const WISHLIST_ADD: &str = "\
+INSERT INTO popularity_engine.user_wishlist (user_id, product_id, added_at) VALUES ($1, $2, $3)
+ON CONFLICT (user_id, product_id) DO NOTHING";
+const WISHLIST_REMOVE: &str =
+    "DELETE FROM popularity_engine.user_wishlist WHERE user_id = $1 AND product_id = $2";
+const PURCHASE: &str = "\
+INSERT INTO popularity_engine.purchase_history
+    (user_id, product_id, quantity, order_ref, purchased_at, interaction_id)
+VALUES ($1, $2, $3, $4, $5, $6)";
+
+const INSERT_SEARCH: &str = "\
+INSERT INTO popularity_engine.search_interactions
+    (user_id, query, result_product_ids, occurred_at, session_id)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id";
+
+const ORDER_EVENT_IDS: &str = "\
+SELECT array_agg(md5(format('popularity_engine/order/%s/%s/%s', $1::int8, $2::text, i))::uuid ORDER BY i)
+  FROM generate_series(1, $3::int4) AS i";
+
+pub fn now_micros() -> i64 {
+    unsafe { pg_sys::GetCurrentTimestamp() }
+}
+
+pub fn timestamp(micros: i64) -> TimestampWithTimeZone {
+    TimestampWithTimeZone::try_from(micros).expect("validated timestamps are in range")
+}
+
+fn micros(ts: Option<TimestampWithTimeZone>) -> Option<i64> {
+    ts.map(|t| t.into_inner())
+}
+
+fn event_args(ev: &ValidEvent) -> Vec<DatumWithOid<'static>> {
+    vec![
+        ev.user_id.into(),
+        ev.product_id.into(),
+        ev.itype.label().into(),
+        ev.event_value.into(),
+        timestamp(ev.occurred_at).into(),
+        ev.session_id.clone().into(),
+        ev.metadata.clone().map(JsonB).into(),
+    ]
+}
+
+const EVENT_TYPES: [B; 7] =
+    [B::INT8OID, B::INT8OID, B::TEXTOID, B::FLOAT8OID, B::TIMESTAMPTZOID, B::TEXTOID, B::JSONBOID];
+
+/// Stores one event; returns its id and whether it is new (false: a retry of a known event_id).
+fn store_event(client: &mut SpiClient, ev: &ValidEvent, event_id: Option<Uuid>) -> (i64, bool) {
+    let mut args = event_args(ev);
+    let types: Vec<_> = EVENT_TYPES.iter().map(|t| oid(*t)).collect();
+    let Some(event_id) = event_id else {
+        let id = run_cached(client, INSERT_EVENT, &types, &args).first().get_one::<i64>();
+        return (id.ok().flatten().expect("INSERT ... RETURNING id returns the id"), true);
+    };
+    args.push(event_id.into());
+    let mut keyed_types = types;
+    keyed_types.push(oid(B::UUIDOID));
+    let stored = run_cached(client, INSERT_KEYED_EVENT, &keyed_types, &args);
+    if let Ok(Some(id)) = stored.first().get_one::<i64>() {
+        return (id, true);
+    }
+    let existing = run_cached(client, EXISTING_EVENT, &[oid(B::UUIDOID)], &[event_id.into()]);
+    (existing.first().get_one::<i64>().ok().flatten().expect("a claimed event_id has a row"), false)
+}
+
+/// Applies a stored event to the user's cart, wishlist or purchase history.
+fn sync_state(client: &mut SpiClient, ev: &ValidEvent, interaction_id: i64) {
+    let (Some(user), Some(product)) = (ev.user_id, ev.product_id) else {
+        return; // validation guarantees both for every state type
+    };
+    let qty = ev.event_value as i32;
+    let key_qty = |client: &mut SpiClient, sql: &'static str| {
+        run_cached(
+            client,
+            sql,
+            &[oid(B::INT8OID), oid(B::INT8OID), oid(B::INT4OID)],
+            &[user.into(), product.into(), qty.into()],
+        );
+    };
+    let key = |client: &mut SpiClient, sql: &'static str| {
+        run_cached(client, sql, &[oid(B::INT8OID), oid(B::INT8OID)], &[user.into(), product.into()]);
+    };
+    match ev.itype.state_sync() {
+        StateSync::None => {}
+        StateSync::CartAdd => key_qty(client, CART_ADD),
+        StateSync::CartRemove => {
+            key_qty(client, CART_REMOVE_LINE);
+            key_qty(client, CART_DECREMENT);
+        }
+        StateSync::CartSet if qty == 0 => key_qty(client, CART_REMOVE_LINE),
+        StateSync::CartSet => key_qty(client, CART_SET),
+        StateSync::Wishlist if qty == 1 => {
+            run_cached(
+                client,
+                WISHLIST_ADD,
+                &[oid(B::INT8OID), oid(B::INT8OID), oid(B::TIMESTAMPTZOID)],
+                &[user.into(), product.into(), timestamp(ev.occurred_at).into()],
+            );
+        }
+        StateSync::Wishlist => key(client, WISHLIST_REMOVE),
+        StateSync::Purchase => {
+            let (quantity, order_ref) = validation::purchase_line(ev.metadata.as_ref())
+                .expect("purchase metadata was validated");
+            run_cached(
+                client,
+                PURCHASE,
+                &[
+                    oid(B::INT8OID),
+                    oid(B::INT8OID),
+                    oid(B::INT4OID),
+                    oid(B::TEXTOID),
+                    oid(B::TIMESTAMPTZOID),
+                    oid(B::INT8OID),
+                ],
+                &[
+                    user.into(),
+                    product.into(),
+                    quantity.into(),
+                    order_ref.into(),
+                    timestamp(ev.occurred_at).into(),
+                    interaction_id.into(),
+                ],
+            );
+        }
+    }
+}
+
+/// Stores validated events in one statement and syncs state in their order; returns how many
+/// were stored.
+pub fn store_batch(client: &mut SpiClient, events: &[BatchEvent]) -> i64 {
+    if events.is_empty() {
+        return 0;
+    }
+    let user_ids: Vec<Option<i64>> = events.iter().map(|e| e.event.user_id).collect();
+    let product_ids: Vec<Option<i64>> = events.iter().map(|e| e.event.product_id).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event.itype.label()).collect();
+    let values: Vec<f64> = events.iter().map(|e| e.event.event_value).collect();
+    let times: Vec<TimestampWithTimeZone> = events.iter().map(|e| timestamp(e.event.occurred_at)).collect();
+    let sessions: Vec<Option<String>> = events.iter().map(|e| e.event.session_id.clone()).collect();
+    let metadata: Vec<Option<JsonB>> = events.iter().map(|e| e.event.metadata.clone().map(JsonB)).collect();
+    let event_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.event_id).collect();
+
+    let arg_types = [
+        oid(B::INT8ARRAYOID),
+        oid(B::INT8ARRAYOID),
+        oid(B::TEXTARRAYOID),
+        oid(B::FLOAT8ARRAYOID),
+        oid(B::TIMESTAMPTZARRAYOID),
+        oid(B::TEXTARRAYOID),
+        oid(B::JSONBARRAYOID),
+        oid(B::UUIDARRAYOID),
+    ];
+    let args: Vec<DatumWithOid> = vec![
+        user_ids.into(),
+        product_ids.into(),
+        types.into(),
+        values.into(),
+        times.into(),
+        sessions.into(),
+        metadata.into(),
+        event_ids.into(),
+    ];
+    let stored: Vec<(usize, i64)> = run_cached(client, INSERT_BATCH, &arg_types, &args)
+        .map(|row| {
+            let ord = row.get::<i64>(1).ok().flatten().expect("ord is not null");
+            let id = row.get::<i64>(2).ok().flatten().expect("id is not null");
+            (ord as usize - 1, id)
+        })
+        .collect();
+    for &(position, id) in &stored {
+        let ev = &events[position].event;
+        if ev.itype.state_sync() != StateSync::None {
+            sync_state(client, ev, id);
+        }
+    }
+    stored.len() as i64
+}
+
+/// Logs one interaction and returns its id. A repeated non-NULL `event_id` stores nothing and
+/// returns the id of the interaction first stored with it.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::too_many_arguments)]
+fn track(
+    user_id: Option<i64>,
+    product_id: Option<i64>,
+    interaction_type: Option<interaction_type>,
+    event_value: default!(Option<f64>, "NULL"),
+    metadata: default!(Option<JsonB>, "NULL"),
+    occurred_at: default!(Option<TimestampWithTimeZone>, "now()"),
+    session_id: default!(Option<&str>, "NULL"),
+    event_id: default!(Option<Uuid>, "NULL"),
+) -> i64 {
+    const F: &str = "popularity_engine.track";
+    let Some(itype) = interaction_type else {
+        raise(F, Rejection {
+            sqlstate: validation::Sqlstate::NotNullViolation,
+            message: "interaction_type is required".into(),
+            hint: Some("Pass one of the labels of popularity_engine.interaction_type, e.g. 'view'.".into()),
+        });
+    };
+    let raw = RawEvent {
+        user_id,
+        product_id,
+        event_value,
+        metadata: metadata.map(|j| j.0),
+        occurred_at: micros(occurred_at),
+        session_id: session_id.map(str::to_owned),
+    };
+    let ev = validation::validate(itype, raw, now_micros()).unwrap_or_else(|r| raise(F, r));
+    Spi::connect_mut(|client| {
+        let (id, is_new) = store_event(client, &ev, event_id);
+        if is_new {
+            sync_state(client, &ev, id);
+        }
+        id
+    })
+}
+
+/// Logs a JSON array of events, all or nothing; returns how many were stored (repeated
+/// event_ids are skipped).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn track_batch(events: Option<JsonB>) -> i64 {
+    const F: &str = "popularity_engine.track_batch";
+    let Some(JsonB(events)) = events else {
+        raise(F, Rejection {
+            sqlstate: validation::Sqlstate::NotNullViolation,
+            message: "events is required: pass a JSON array of event objects".into(),
+            hint: None,
+        });
+    };
+    let parsed = parse_batch(&events, now_micros()).unwrap_or_else(|r| raise(F, r));
+    Spi::connect_mut(|client| store_batch(client, &parsed))
+}
+
+/// The payment-webhook path: one `order` interaction per product plus a purchase_history line.
+/// With an `order_ref`, a retried webhook stores nothing again. Returns how many lines were stored.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn track_order(
+    user_id: Option<i64>,
+    product_ids: Option<Vec<Option<i64>>>,
+    quantities: default!(Option<Vec<Option<i32>>>, "NULL"),
+    order_ref: default!(Option<&str>, "NULL"),
+    occurred_at: default!(Option<TimestampWithTimeZone>, "now()"),
+) -> i64 {
+    const F: &str = "popularity_engine.track_order";
+    let invalid = |m: String| raise(F, Rejection { sqlstate: validation::Sqlstate::InvalidParameterValue, message: m, hint: None });
+    let missing = |m: String| raise(F, Rejection { sqlstate: validation::Sqlstate::NotNullViolation, message: m, hint: None });
+    let Some(product_ids) = product_ids else { missing("product_ids is required".into()) };
+    if product_ids.is_empty() {
+        invalid("product_ids must list at least one product".into());
+    }
+    if product_ids.len() > 10_000 {
+        invalid(format!("product_ids has {} elements; at most 10000 lines are allowed", product_ids.len()));
+    }
+    if let Some(q) = &quantities {
+        if q.len() != product_ids.len() {
+            invalid(format!(
+                "quantities has {} elements but product_ids has {}: give one quantity per product",
+                q.len(),
+                product_ids.len()
+            ));
+        }
+    }
+    if let Some(r) = order_ref {
+        check_text("order_ref", r).unwrap_or_else(|e| raise(F, e));
+    }
+    let now = now_micros();
+    let mut events = Vec::with_capacity(product_ids.len());
+    for (i, product) in product_ids.iter().enumerate() {
+        let Some(product) = *product else { missing(format!("product_ids[{}] is NULL", i + 1)) };
+        let quantity = match quantities.as_ref().map(|q| q[i]) {
+            None => 1,
+            Some(None) => missing(format!("quantities[{}] is NULL", i + 1)),
+            Some(Some(q)) if (1..=1_000_000).contains(&q) => q,
+            Some(Some(q)) => invalid(format!(
+                "quantities[{}] = {q} is not allowed: expected an integer from 1 to 1000000",
+                i + 1
+            )),
+        };
+        let mut meta = serde_json::Map::new();
+        meta.insert("quantity".into(), Value::from(quantity));
+        if let Some(r) = order_ref {
+            meta.insert("order_ref".into(), Value::from(r));
+        }
+        let raw = RawEvent {
+            user_id,
+            product_id: Some(product),
+            event_value: None,
+            metadata: Some(Value::Object(meta)),
+            occurred_at: micros(occurred_at),
+            session_id: None,
+        };
+        let event = validation::validate(interaction_type::order, raw, now)
+            .unwrap_or_else(|r| raise(F, r.within(&format!("line {}", i + 1))));
+        events.push(BatchEvent { event, event_id: None });
+    }
+    Spi::connect_mut(|client| {
+        if let Some(r) = order_ref {
+            let ids = run_cached(
+                client,
+                ORDER_EVENT_IDS,
+                &[oid(B::INT8OID), oid(B::TEXTOID), oid(B::INT4OID)],
+                &[user_id.into(), r.into(), (events.len() as i32).into()],
+            )
+            .first()
+            .get_one::<Vec<Uuid>>()
+            .ok()
+            .flatten()
+            .expect("one id per line");
+            for (e, id) in events.iter_mut().zip(ids) {
+                e.event_id = Some(id);
+            }
+        }
+        store_batch(client, &events)
+    })
+}
+
+/// Logs a search and the products it showed (they count in product_popularity.search_count).
+/// Returns the search_interactions id.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn track_search(
+    user_id: Option<i64>,
+    query: Option<&str>,
+    result_product_ids: default!(Option<Vec<Option<i64>>>, "'{}'"),
+    occurred_at: default!(Option<TimestampWithTimeZone>, "now()"),
+    session_id: default!(Option<&str>, "NULL"),
+) -> i64 {
+    const F: &str = "popularity_engine.track_search";
+    let fail = |r: Rejection| raise(F, r);
+    check_positive_id("user_id", user_id, "").unwrap_or_else(fail);
+    let query = search_query(F, query);
+    let results = result_product_ids.unwrap_or_default();
+    if results.len() > 1000 {
+        fail(Rejection {
+            sqlstate: validation::Sqlstate::InvalidParameterValue,
+            message: format!("result_product_ids has {} elements; at most 1000 are allowed", results.len()),
+            hint: None,
+        });
+    }
+    let mut ids = Vec::with_capacity(results.len());
+    for (i, id) in results.iter().enumerate() {
+        match id {
+            Some(v) if *v > 0 => ids.push(*v),
+            _ => fail(Rejection {
+                sqlstate: validation::Sqlstate::InvalidParameterValue,
+                message: format!("result_product_ids[{}] must be a positive product id", i + 1),
+                hint: None,
+            }),
+        }
+    }
+    let now = now_micros();
+    let at = micros(occurred_at).unwrap_or(now);
+    check_timestamp("occurred_at", at, now).unwrap_or_else(fail);
+    if let Some(s) = session_id {
+        check_text("session_id", s).unwrap_or_else(fail);
+    }
+    Spi::connect_mut(|client| {
+        run_cached(
+            client,
+            INSERT_SEARCH,
+            &[oid(B::INT8OID), oid(B::TEXTOID), oid(B::INT8ARRAYOID), oid(B::TIMESTAMPTZOID), oid(B::TEXTOID)],
+            &[user_id.into(), query.into(), ids.into(), timestamp(at).into(), session_id.into()],
+        )
+        .first()
+        .get_one::<i64>()
+        .ok()
+        .flatten()
+        .expect("INSERT ... RETURNING id returns the id")
+    })
+}
+
+/// Logs a click on a search result (`search_click`, with the query in metadata.search_query).
+/// Returns the interaction id.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn track_search_click(
+    user_id: Option<i64>,
+    query: Option<&str>,
+    product_id: Option<i64>,
+    occurred_at: default!(Option<TimestampWithTimeZone>, "now()"),
+    session_id: default!(Option<&str>, "NULL"),
+) -> i64 {
+    const F: &str = "popularity_engine.track_search_click";
+    let query = search_query(F, query);
+    let raw = RawEvent {
+        user_id,
+        product_id,
+        event_value: None,
+        metadata: Some(serde_json::json!({ "search_query": query })),
+        occurred_at: micros(occurred_at),
+        session_id: session_id.map(str::to_owned),
+    };
+    let ev = validation::validate(interaction_type::search_click, raw, now_micros())
+        .unwrap_or_else(|r| raise(F, r));
+    Spi::connect_mut(|client| store_event(client, &ev, None).0)
+}
+
+fn search_query<'a>(function: &'static str, query: Option<&'a str>) -> &'a str {
+    let sqlstate = match query {
+        None => validation::Sqlstate::NotNullViolation,
+        Some(q) if q.trim().is_empty() => validation::Sqlstate::InvalidParameterValue,
+        Some(q) => {
+            check_text("query", q).unwrap_or_else(|r| raise(function, r));
+            return q;
+        }
+    };
+    raise(function, Rejection { sqlstate, message: "query is required and must not be blank".into(), hint: None })
+}
