@@ -145,6 +145,7 @@ CREATE INDEX search_interactions_user_time
     ON popularity_engine.search_interactions (user_id, occurred_at) WHERE user_id IS NOT NULL;
 CREATE INDEX search_interactions_time ON popularity_engine.search_interactions (occurred_at);
 CREATE INDEX search_interactions_writer_xid ON popularity_engine.search_interactions (writer_xid);
+COMMENT ON SEQUENCE popularity_engine.search_interactions_id_seq IS 'Ids of search_interactions rows.';
 COMMENT ON TABLE popularity_engine.search_interactions IS
   'One row per search: the query and the products it showed (they feed product_popularity.search_count).';
 COMMENT ON COLUMN popularity_engine.search_interactions.result_product_ids IS 'Products shown for the query, in the order shown.';
@@ -202,6 +203,7 @@ CREATE TABLE popularity_engine.purchase_history (
 );
 CREATE INDEX purchase_history_user_time ON popularity_engine.purchase_history (user_id, purchased_at);
 CREATE INDEX purchase_history_product ON popularity_engine.purchase_history (product_id);
+COMMENT ON SEQUENCE popularity_engine.purchase_history_id_seq IS 'Ids of purchase_history rows.';
 COMMENT ON TABLE popularity_engine.purchase_history IS
   'Every purchased line, from purchase/order events and track_order(). Drives the recent-order penalty.';
 COMMENT ON COLUMN popularity_engine.purchase_history.interaction_id IS 'The order/purchase interaction that recorded the line.';

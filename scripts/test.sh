@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs every test layer of popularity_engine:
+#   1. Rust unit tests and #[pg_test] tests (cargo pgrx test, in a pgrx-managed cluster)
+#   2. pg_regress files under tests/pg_regress against a live cluster
+#   3. isolation specs under tests/isolation (Debian's pg_isolation_regress)
+#   4. the pgrx-test/ integration tests over libpq (concurrency, soak, pg_cron)
+# Usage: scripts/test.sh [unit|regress|isolation|integration]...   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+PGXS=$(dirname "$($PG_CONFIG --pgxs)")
+WORK=/tmp/popularity_engine
+export PE_PORT=${PE_TEST_PORT:-28816}
+export PE_DATA=$WORK/test-cluster-$PE_PORT
+export PE_DB=pe_test
+export PE_CONF="max_locks_per_transaction = 256"
+
+layers=("$@")
+[ ${#layers[@]} -gt 0 ] || layers=(unit regress isolation integration)
+wants() { [[ " ${layers[*]} " == *" $1 "* ]]; }
+
+bash scripts/install-deps.sh
+mkdir -p "$WORK" && chmod 1777 "$WORK"
+
+if wants unit; then
+  echo "==> unit tests: cargo pgrx test"
+  rm -rf "$WORK/pgrx-test-data"
+  cargo pgrx test pg15 --runas postgres --pgdata "$WORK/pgrx-test-data"
+fi
+
+if wants regress || wants isolation || wants integration; then
+  echo "==> installing the extension into PostgreSQL 15"
+  cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+  scripts/pgcluster.sh destroy
+  scripts/pgcluster.sh start
+  trap 'scripts/pgcluster.sh stop' EXIT
+fi
+
+if wants regress; then
+  echo "==> pg_regress: tests/pg_regress"
+  mkdir -p target/pg_regress && chmod 777 target/pg_regress
+  tests=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//' | sort)
+  if ! "$PGXS/src/test/regress/pg_regress" --use-existing --host=127.0.0.1 --port="$PE_PORT" \
+      --user=postgres --dbname=pe_regress --inputdir=tests/pg_regress \
+      --outputdir=target/pg_regress $tests; then
+    cat target/pg_regress/regression.diffs 2>/dev/null | head -200
+    exit 1
+  fi
+fi
+
+if wants isolation; then
+  echo "==> isolation: tests/isolation"
+  mkdir -p target/isolation && chmod 777 target/isolation
+  specs=$(cd tests/isolation/specs && ls *.spec | sed 's/\.spec$//' | sort)
+  if ! "$PGXS/src/test/isolation/pg_isolation_regress" --use-existing --host=127.0.0.1 \
+      --port="$PE_PORT" --user=postgres --dbname=pe_isolation --inputdir=tests/isolation \
+      --outputdir=target/isolation $specs; then
+    cat target/isolation/regression.diffs 2>/dev/null | head -200
+    exit 1
+  fi
+fi
+
+if wants integration; then
+  echo "==> integration: pgrx-test over libpq"
+  PE_TEST_URL="host=127.0.0.1 port=$PE_PORT user=postgres dbname=$PE_DB" \
+  PE_TEST_DATA="$PE_DATA" \
+    cargo test -p pgrx-test --release -- --test-threads=1
+fi
