@@ -18,7 +18,7 @@ as_postgres() {
 }
 
 psql_cmd() {
-  as_postgres "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres "$@"
+  as_postgres env PGOPTIONS="${PGOPTIONS:-}" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres "$@"
 }
 
 running() {

@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-PGXS=$(dirname "$($PG_CONFIG --pgxs)")
+PGXS=$($PG_CONFIG --pkglibdir)/pgxs
 WORK=/tmp/popularity_engine
+mkdir -p target
 export PE_PORT=${PE_TEST_PORT:-28816}
 export PE_DATA=$WORK/test-cluster-$PE_PORT
 export PE_DB=pe_test
@@ -19,6 +20,9 @@ export PE_CONF="max_locks_per_transaction = 256"
 layers=("$@")
 [ ${#layers[@]} -gt 0 ] || layers=(unit regress isolation integration)
 wants() { [[ " ${layers[*]} " == *" $1 "* ]]; }
+
+LOG=target/test.log
+exec > >(tee "$LOG") 2>&1
 
 bash scripts/install-deps.sh
 mkdir -p "$WORK" && chmod 1777 "$WORK"
@@ -31,14 +35,21 @@ fi
 
 if wants regress || wants isolation || wants integration; then
   echo "==> installing the extension into PostgreSQL 15"
-  cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+  cargo pgrx install --pg-config "$PG_CONFIG" >target/test-install.log 2>&1 \
+    || { cat target/test-install.log; exit 1; }
   scripts/pgcluster.sh destroy
   scripts/pgcluster.sh start
   trap 'scripts/pgcluster.sh stop' EXIT
 fi
 
+fresh_db() {
+  PGOPTIONS="-c client_min_messages=warning" scripts/pgcluster.sh psql -d postgres \
+    -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
+}
+
 if wants regress; then
   echo "==> pg_regress: tests/pg_regress"
+  fresh_db pe_regress
   mkdir -p target/pg_regress && chmod 777 target/pg_regress
   tests=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//' | sort)
   if ! "$PGXS/src/test/regress/pg_regress" --use-existing --host=127.0.0.1 --port="$PE_PORT" \
@@ -51,6 +62,7 @@ fi
 
 if wants isolation; then
   echo "==> isolation: tests/isolation"
+  fresh_db pe_isolation
   mkdir -p target/isolation && chmod 777 target/isolation
   specs=$(cd tests/isolation/specs && ls *.spec | sed 's/\.spec$//' | sort)
   if ! "$PGXS/src/test/isolation/pg_isolation_regress" --use-existing --host=127.0.0.1 \
@@ -67,3 +79,8 @@ if wants integration; then
   PE_TEST_DATA="$PE_DATA" \
     cargo test -p pgrx-test --release -- --test-threads=1
 fi
+
+# One closing line over every layer (only reached when all of them passed).
+rust_tests=$(grep -aoE "test result: ok\. [0-9]+ passed" "$LOG" | awk '{s += $4} END {print s + 0}')
+sql_tests=$(grep -aoE "All [0-9]+ tests passed" "$LOG" | awk '{s += $2} END {print s + 0}')
+echo "summary: $((rust_tests + sql_tests)) passed, 0 failed"

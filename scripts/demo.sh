@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The demo: installs what is missing, builds and installs the extension, starts a throwaway
+# PostgreSQL 15 cluster (pg_cron preloaded) on 127.0.0.1:28815, loads a sample shop through the
+# tracking functions and prints what the extension knows. A second run reuses the cluster and
+# the data and takes seconds. PE_DEMO_RESET=1 reloads from scratch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PE_PORT=${PE_PORT:-28815}
+export PE_DB=popularity_demo
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+psql_demo() { scripts/pgcluster.sh psql -d "$PE_DB" "$@"; }
+
+bash scripts/install-deps.sh
+echo "==> building and installing popularity_engine (release)"
+mkdir -p target
+cargo pgrx install --release --pg-config "$PG_CONFIG" >target/demo-install.log 2>&1 \
+  || { cat target/demo-install.log; exit 1; }
+echo "==> starting the demo cluster on 127.0.0.1:$PE_PORT"
+scripts/pgcluster.sh start
+
+# Reload when asked, or when the installed extension script changed since the data was loaded.
+script_sum=$(cat "$($PG_CONFIG --sharedir)"/extension/popularity_engine--*.sql scripts/demo/*.sql \
+             | md5sum | cut -c1-32)
+loaded_sum=$(psql_demo -tAc "SELECT to_regclass('public.demo_state') IS NOT NULL" | grep -q t \
+             && psql_demo -tAc "SELECT script_sum FROM public.demo_state" || true)
+if [ "${PE_DEMO_RESET:-0}" = 1 ] || [ "$loaded_sum" != "$script_sum" ]; then
+  echo "==> loading the sample shop"
+  psql_demo -c "DROP EXTENSION IF EXISTS popularity_engine CASCADE" \
+            -c "DROP TABLE IF EXISTS public.demo_state" \
+            -c "CREATE EXTENSION popularity_engine"
+  psql_demo -f scripts/demo/sample_data.sql
+  psql_demo -c "CREATE TABLE public.demo_state AS SELECT '$script_sum'::text AS script_sum, now() AS loaded_at"
+else
+  echo "==> reusing the sample shop loaded at $(psql_demo -tAc 'SELECT loaded_at FROM public.demo_state')"
+fi
+
+psql_demo -f scripts/demo/report.sql
+
+cat <<MSG
+
+Connect to the demo database:
+    psql -h 127.0.0.1 -p $PE_PORT -U postgres $PE_DB        (or: make psql)
+Stop it with 'bash scripts/pgcluster.sh stop', delete it with 'make clean-demo'.
+MSG
