@@ -123,3 +123,16 @@ pub fn init() {
         24000 * DAY,
     );
 }
+
+/// Current `popularity_engine.trending_half_life`, in seconds, for the SQL refresh code (calling
+/// it also loads the library, which defines the settings).
+#[pgrx::pg_extern(stable, parallel_safe)]
+fn trending_half_life_seconds() -> f64 {
+    f64::from(TRENDING_HALF_LIFE.get())
+}
+
+/// Current `popularity_engine.trending_window`, in seconds.
+#[pgrx::pg_extern(stable, parallel_safe)]
+fn trending_window_seconds() -> f64 {
+    f64::from(TRENDING_WINDOW.get())
+}

@@ -4,6 +4,7 @@
 use pgrx::prelude::*;
 
 mod batch;
+mod cluster;
 mod gucs;
 mod interaction;
 mod spi_util;
@@ -13,6 +14,17 @@ mod validation;
 ::pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/schema.sql", name = "schema", requires = [interaction::interaction_type]);
+extension_sql_file!(
+    "../sql/popularity.sql",
+    name = "popularity",
+    requires = ["schema", cluster::system_identifier]
+);
+extension_sql_file!(
+    "../sql/refresh_popularity.sql",
+    name = "refresh_popularity",
+    requires = ["popularity", gucs::trending_half_life_seconds, gucs::trending_window_seconds]
+);
+extension_sql_file!("../sql/popular_products.sql", name = "popular_products", requires = ["refresh_popularity"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[allow(non_snake_case)]

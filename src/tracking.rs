@@ -290,6 +290,7 @@ fn track(
         session_id: session_id.map(str::to_owned),
     };
     let ev = validation::validate(itype, raw, now_micros()).unwrap_or_else(|r| raise(F, r));
+    crate::cluster::ensure_same_cluster();
     Spi::connect_mut(|client| {
         let (id, is_new) = store_event(client, &ev, event_id);
         if is_new {
@@ -313,6 +314,7 @@ fn track_batch(events: Option<JsonB>) -> i64 {
         });
     };
     let parsed = parse_batch(&events, now_micros()).unwrap_or_else(|r| raise(F, r));
+    crate::cluster::ensure_same_cluster();
     Spi::connect_mut(|client| store_batch(client, &parsed))
 }
 
@@ -379,6 +381,7 @@ fn track_order(
             .unwrap_or_else(|r| raise(F, r.within(&format!("line {}", i + 1))));
         events.push(BatchEvent { event, event_id: None });
     }
+    crate::cluster::ensure_same_cluster();
     Spi::connect_mut(|client| {
         if let Some(r) = order_ref {
             let ids = run_cached(
@@ -440,6 +443,7 @@ fn track_search(
     if let Some(s) = session_id {
         check_text("session_id", s).unwrap_or_else(fail);
     }
+    crate::cluster::ensure_same_cluster();
     Spi::connect_mut(|client| {
         run_cached(
             client,
@@ -478,6 +482,7 @@ fn track_search_click(
     };
     let ev = validation::validate(interaction_type::search_click, raw, now_micros())
         .unwrap_or_else(|r| raise(F, r));
+    crate::cluster::ensure_same_cluster();
     Spi::connect_mut(|client| store_event(client, &ev, None).0)
 }
 

@@ -1,0 +1,262 @@
+-- popularity_engine: refresh_popularity(as_of), the incremental aggregation procedure.
+-- See the head of popularity.sql for how rows are aggregated exactly once.
+--
+-- trending_score = sum(w x 0.5^(hours_ago / H)) over events with 0 <= hours_ago <= W at as_of.
+-- It is kept as a forward-decayed sum per product, trend_fwd = sum(w x 2^((t - L) / H)) against a
+-- landmark L, so that time passing changes nothing stored: the product_popularity view
+-- multiplies by 2^((L - as_of) / H). Each refresh only adds the new events, adds old events that
+-- were in the future at the previous as_of and now are not, and subtracts the old events that
+-- slid out of the window: work proportional to what changed, read through a BRIN index on
+-- occurred_at. A full rebuild over the window happens on the first refresh, when as_of moves
+-- backwards or jumps by more than the window, when H, W or the weights change, and when
+-- (as_of - L) exceeds 60 half-lives (before 2^x could lose range).
+
+CREATE PROCEDURE popularity_engine.refresh_popularity(as_of timestamptz DEFAULT now())
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $proc$
+#variable_conflict use_variable
+DECLARE
+    v_started   timestamptz := clock_timestamp();
+    v_state     popularity_engine.refresh_state;
+    v_snap      pg_snapshot;
+    v_own_xid   xid8 := pg_current_xact_id_if_assigned();
+    v_new       bigint;
+    v_searches  bigint;
+    v_h         double precision := popularity_engine.trending_half_life_seconds();
+    v_w_secs    double precision := popularity_engine.trending_window_seconds();
+    v_window    interval;
+    v_sig       text := popularity_engine.weights_signature();
+    v_landmark  timestamptz;
+    v_full      boolean;
+    v_reason    text;
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'popularity_engine.refresh_popularity: as_of must be a finite timestamp'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_window := make_interval(secs => v_w_secs);
+    PERFORM popularity_engine.rebase_if_restored();
+
+    -- One refresh at a time: a second one waits here, then sees what the first committed.
+    SELECT * INTO v_state FROM popularity_engine.refresh_state FOR UPDATE;
+
+    CREATE TEMP TABLE pe_delta (
+        product_id bigint, interaction_type popularity_engine.interaction_type,
+        event_value double precision, occurred_at timestamptz, counted boolean
+    ) ON COMMIT DROP;
+    CREATE TEMP TABLE pe_search_delta (product_id bigint, occurred_at timestamptz) ON COMMIT DROP;
+
+    -- Read both logs and capture the snapshot in ONE statement: exactly what it sees is aggregated.
+    -- Rows of this very transaction are left for a refresh after it commits (it may add more).
+    EXECUTE format($sql$
+        WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+        moved AS (
+            INSERT INTO pg_temp.pe_delta
+            SELECT t.product_id, t.interaction_type, t.event_value, t.occurred_at,
+                   NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+              FROM popularity_engine.product_interactions t
+             WHERE t.product_id IS NOT NULL AND (%1$s)
+            RETURNING 1),
+        searched AS (
+            INSERT INTO pg_temp.pe_search_delta
+            SELECT r.product_id, t.occurred_at
+              FROM popularity_engine.search_interactions t
+             CROSS JOIN LATERAL unnest(t.result_product_ids) AS r(product_id)
+             WHERE (%2$s)
+            RETURNING 1)
+        SELECT (SELECT s FROM snap), (SELECT count(*) FROM moved), (SELECT count(*) FROM searched)$sql$,
+        popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
+            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
+        popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
+            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid))
+    INTO v_snap, v_new, v_searches;
+
+    -- The stored snapshot treats this transaction as still running, so its rows are picked up
+    -- by the first refresh after it commits.
+    IF v_own_xid IS NOT NULL THEN
+        v_snap := format('%s:%s:%s',
+                         least(pg_snapshot_xmin(v_snap), v_own_xid), pg_snapshot_xmax(v_snap),
+                         (SELECT string_agg(x::text, ',' ORDER BY x)
+                            FROM (SELECT pg_snapshot_xip(v_snap) UNION SELECT v_own_xid) AS u(x)))::pg_snapshot;
+    END IF;
+    ANALYZE pg_temp.pe_delta;
+
+    -- Totals per product and type, then hourly buckets.
+    INSERT INTO popularity_engine.product_type_totals AS t (product_id, interaction_type, events, value_sum)
+    SELECT d.product_id, d.interaction_type, count(*), sum(d.event_value)
+      FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2
+    ON CONFLICT (product_id, interaction_type) DO UPDATE
+       SET events = t.events + excluded.events, value_sum = t.value_sum + excluded.value_sum;
+
+    INSERT INTO popularity_engine.popularity_hourly AS h
+           (product_id, bucket_hour, interaction_type, events, value_sum, decay_sum)
+    SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'), d.interaction_type, count(*),
+           sum(d.event_value),
+           sum(power(2::float8, extract(epoch FROM d.occurred_at - date_trunc('hour', d.occurred_at, 'UTC')) / v_h))
+      FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2, 3
+    ON CONFLICT (bucket_hour, product_id, interaction_type) DO UPDATE
+       SET events = h.events + excluded.events, value_sum = h.value_sum + excluded.value_sum,
+           decay_sum = h.decay_sum + excluded.decay_sum;
+
+    INSERT INTO popularity_engine.search_hourly AS h (product_id, bucket_hour, appearances)
+    SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'), count(*)
+      FROM pg_temp.pe_search_delta d GROUP BY 1, 2
+    ON CONFLICT (bucket_hour, product_id) DO UPDATE SET appearances = h.appearances + excluded.appearances;
+
+    INSERT INTO popularity_engine.product_stats AS s (product_id, search_count)
+    SELECT d.product_id, count(*) FROM pg_temp.pe_search_delta d GROUP BY 1
+    ON CONFLICT (product_id) DO UPDATE SET search_count = s.search_count + excluded.search_count,
+                                           last_updated = now();
+
+    -- Counters and popularity_score from the totals: for the products that changed, or for all
+    -- of them when the weights or counters were edited.
+    v_full := v_state.weights_signature IS DISTINCT FROM v_sig;
+    INSERT INTO popularity_engine.product_stats AS s
+           (product_id, search_click_count, view_count, click_count, wishlist_count, cart_add_count,
+            order_count, review_count, rating_sum, popularity_score, last_interaction, last_updated)
+    SELECT a.product_id,
+           coalesce(sum(t.events) FILTER (WHERE w.counter = 'search_click_count'), 0),
+           coalesce(sum(t.events) FILTER (WHERE w.counter = 'view_count'), 0),
+           coalesce(sum(t.events) FILTER (WHERE w.counter = 'click_count'), 0),
+           coalesce(sum(t.events) FILTER (WHERE w.counter = 'wishlist_count'), 0),
+           coalesce(sum(t.events) FILTER (WHERE w.counter = 'cart_add_count'), 0),
+           coalesce(sum(t.events) FILTER (WHERE w.counter = 'order_count'), 0),
+           coalesce(sum(t.events) FILTER (WHERE w.counter = 'review_count'), 0),
+           coalesce(sum(t.value_sum) FILTER (WHERE w.counter = 'review_count'), 0),
+           coalesce(sum(t.events * w.popularity_weight), 0),
+           a.last_at, now()
+      FROM (SELECT d.product_id, max(d.occurred_at) AS last_at FROM pg_temp.pe_delta d
+             WHERE NOT v_full GROUP BY 1
+            UNION ALL
+            SELECT DISTINCT t.product_id, NULL::timestamptz FROM popularity_engine.product_type_totals t
+             WHERE v_full) AS a
+      LEFT JOIN popularity_engine.product_type_totals t ON t.product_id = a.product_id
+      LEFT JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+     GROUP BY a.product_id, a.last_at
+    ON CONFLICT (product_id) DO UPDATE
+       SET search_click_count = excluded.search_click_count, view_count = excluded.view_count,
+           click_count = excluded.click_count, wishlist_count = excluded.wishlist_count,
+           cart_add_count = excluded.cart_add_count, order_count = excluded.order_count,
+           review_count = excluded.review_count, rating_sum = excluded.rating_sum,
+           popularity_score = excluded.popularity_score,
+           last_interaction = greatest(s.last_interaction, excluded.last_interaction),
+           last_updated = now();
+    IF v_full THEN
+        -- last_interaction of the products in this delta (the full pass above leaves it)
+        UPDATE popularity_engine.product_stats s
+           SET last_interaction = greatest(s.last_interaction, d.last_at)
+          FROM (SELECT product_id, max(occurred_at) AS last_at FROM pg_temp.pe_delta GROUP BY 1) d
+         WHERE s.product_id = d.product_id;
+    END IF;
+
+    -- Trending.
+    v_reason := CASE
+        WHEN v_state.as_of IS NULL THEN 'first refresh'
+        WHEN as_of < v_state.as_of THEN 'as_of moved backwards'
+        WHEN as_of - v_state.as_of > v_window THEN 'as_of jumped by more than the trending window'
+        WHEN v_state.trending_half_life IS DISTINCT FROM make_interval(secs => v_h) THEN 'trending_half_life changed'
+        WHEN v_state.trending_window IS DISTINCT FROM v_window THEN 'trending_window changed'
+        WHEN v_state.weights_signature IS DISTINCT FROM v_sig THEN 'weights changed'
+        WHEN extract(epoch FROM as_of - v_state.landmark) / v_h > 60 THEN 'landmark rebase'
+    END;
+
+    IF v_reason IS NOT NULL THEN
+        v_landmark := as_of;
+        UPDATE popularity_engine.product_stats SET trend_fwd = 0, trend_events = 0
+         WHERE trend_events <> 0 OR trend_fwd <> 0;
+        INSERT INTO popularity_engine.product_stats AS s (product_id, trend_fwd, trend_events)
+        SELECT t.product_id,
+               sum(w.popularity_weight * power(2::float8, extract(epoch FROM t.occurred_at - v_landmark) / v_h)),
+               count(*)
+          FROM popularity_engine.product_interactions t
+          JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+         WHERE t.occurred_at BETWEEN as_of - v_window AND as_of
+           AND t.product_id IS NOT NULL AND w.popularity_weight > 0
+           AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+           AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_snap,
+                                                v_state.legacy_interaction_id_floor, NULL)
+         GROUP BY 1
+        ON CONFLICT (product_id) DO UPDATE
+           SET trend_fwd = excluded.trend_fwd, trend_events = excluded.trend_events;
+
+        IF v_state.trending_half_life IS DISTINCT FROM make_interval(secs => v_h) THEN
+            -- decay_sum of the buckets that trending can still reach, recomputed for the new H
+            UPDATE popularity_engine.popularity_hourly h
+               SET decay_sum = r.decay_sum
+              FROM (SELECT t.product_id, date_trunc('hour', t.occurred_at, 'UTC') AS bucket_hour,
+                           t.interaction_type,
+                           sum(power(2::float8, extract(epoch FROM t.occurred_at
+                                                        - date_trunc('hour', t.occurred_at, 'UTC')) / v_h)) AS decay_sum
+                      FROM popularity_engine.product_interactions t
+                     WHERE t.occurred_at >= date_trunc('hour', as_of - v_window, 'UTC')
+                       AND t.product_id IS NOT NULL
+                       AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+                       AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_snap,
+                                                            v_state.legacy_interaction_id_floor, NULL)
+                     GROUP BY 1, 2, 3) r
+             WHERE h.product_id = r.product_id AND h.bucket_hour = r.bucket_hour
+               AND h.interaction_type = r.interaction_type;
+        END IF;
+    ELSE
+        v_landmark := v_state.landmark;
+        WITH contrib AS (
+            -- new events inside the window at as_of
+            SELECT d.product_id,
+                   w.popularity_weight * power(2::float8, extract(epoch FROM d.occurred_at - v_landmark) / v_h) AS c,
+                   1 AS n
+              FROM pg_temp.pe_delta d
+              JOIN popularity_engine.interaction_weights w ON w.interaction_type = d.interaction_type
+             WHERE d.counted AND w.popularity_weight > 0
+               AND d.occurred_at BETWEEN as_of - v_window AND as_of
+            UNION ALL
+            -- events aggregated earlier that were in the future at the previous as_of
+            SELECT t.product_id,
+                   w.popularity_weight * power(2::float8, extract(epoch FROM t.occurred_at - v_landmark) / v_h),
+                   1
+              FROM popularity_engine.product_interactions t
+              JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+             WHERE t.occurred_at > v_state.as_of AND t.occurred_at <= as_of
+               AND t.product_id IS NOT NULL AND w.popularity_weight > 0
+               AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+               AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_state.aggregated_snapshot,
+                                                    v_state.legacy_interaction_id_floor, v_state.legacy_snapshot)
+            UNION ALL
+            -- events aggregated earlier that slid out of the window
+            SELECT t.product_id,
+                   -w.popularity_weight * power(2::float8, extract(epoch FROM t.occurred_at - v_landmark) / v_h),
+                   -1
+              FROM popularity_engine.product_interactions t
+              JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+             WHERE t.occurred_at >= v_state.as_of - v_window AND t.occurred_at < as_of - v_window
+               AND t.product_id IS NOT NULL AND w.popularity_weight > 0
+               AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+               AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_state.aggregated_snapshot,
+                                                    v_state.legacy_interaction_id_floor, v_state.legacy_snapshot)
+        )
+        INSERT INTO popularity_engine.product_stats AS s (product_id, trend_fwd, trend_events)
+        SELECT c.product_id, sum(c.c), sum(c.n) FROM contrib c GROUP BY 1
+        ON CONFLICT (product_id) DO UPDATE
+           SET trend_events = s.trend_events + excluded.trend_events,
+               -- an empty window is exactly zero, whatever rounding the sums accumulated
+               trend_fwd = CASE WHEN s.trend_events + excluded.trend_events = 0 THEN 0
+                                ELSE s.trend_fwd + excluded.trend_fwd END;
+    END IF;
+
+    UPDATE popularity_engine.refresh_state
+       SET aggregated_snapshot = v_snap,
+           legacy_snapshot = NULL,
+           as_of = refresh_popularity.as_of,
+           landmark = v_landmark,
+           trending_half_life = make_interval(secs => v_h),
+           trending_window = v_window,
+           weights_signature = v_sig,
+           last_refresh = clock_timestamp();
+
+    INSERT INTO popularity_engine.job_runs (job, started_at, finished_at, status, rows_processed, message)
+    VALUES ('refresh_popularity', v_started, clock_timestamp(), 'success', v_new + v_searches,
+            format('%s interactions and %s search results aggregated; trending %s',
+                   v_new, v_searches, coalesce('rebuilt (' || v_reason || ')', 'updated incrementally')));
+END
+$proc$;
+COMMENT ON PROCEDURE popularity_engine.refresh_popularity(timestamptz) IS
+  'Aggregates every committed interaction and search exactly once into product_popularity (counters, popularity_score, trending_score at as_of) and the hourly buckets. Incremental, idempotent, safe to run concurrently with writers and with itself (a second run waits). Logs to job_runs.';
+REVOKE EXECUTE ON PROCEDURE popularity_engine.refresh_popularity(timestamptz) FROM PUBLIC;
