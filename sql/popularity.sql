@@ -188,9 +188,14 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_state popularity_engine.refresh_state;
 BEGIN
+    -- The common case takes no lock: tracking calls this and must never wait for a refresh.
+    IF (SELECT system_identifier FROM popularity_engine.refresh_state)
+       = popularity_engine.system_identifier() THEN
+        RETURN false;
+    END IF;
     SELECT * INTO v_state FROM popularity_engine.refresh_state FOR UPDATE;
     IF v_state.system_identifier = popularity_engine.system_identifier() THEN
-        RETURN false;
+        RETURN false;  -- another session rebased while this one waited
     END IF;
     IF v_state.legacy_snapshot IS NOT NULL THEN
         RAISE EXCEPTION 'popularity_engine: restored twice into new clusters without a refresh in between'

@@ -70,9 +70,9 @@ BEGIN
             v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid))
     INTO v_snap, v_new, v_searches;
 
-    -- The stored snapshot treats this transaction as still running, so its rows are picked up
-    -- by the first refresh after it commits.
-    IF v_own_xid IS NOT NULL THEN
+    -- The stored snapshot must treat this transaction as still running, so that its rows are
+    -- picked up by the first refresh after it commits (an xid at or past xmax already is).
+    IF v_own_xid IS NOT NULL AND v_own_xid < pg_snapshot_xmax(v_snap) THEN
         v_snap := format('%s:%s:%s',
                          least(pg_snapshot_xmin(v_snap), v_own_xid), pg_snapshot_xmax(v_snap),
                          (SELECT string_agg(x::text, ',' ORDER BY x)
