@@ -34,3 +34,28 @@ pub fn count(c: &mut Client, sql: &str) -> i64 {
 pub fn sqlstate(e: &postgres::Error) -> String {
     e.code().map(|c| c.code().to_string()).unwrap_or_default()
 }
+
+/// Loads pg_temp.mismatches(as_of) (tests/reference/popularity_mismatches.sql): a brute-force
+/// recount of the log straight from the SPEC's formulas, compared with product_popularity.
+pub fn load_reference(c: &mut Client) {
+    c.batch_execute(include_str!("../../tests/reference/popularity_mismatches.sql"))
+        .expect("loading the reference recount");
+}
+
+/// Products whose aggregates differ from the recount at the last refresh's as_of, as
+/// "product: field" strings (empty when everything matches).
+pub fn mismatches(c: &mut Client) -> Vec<String> {
+    c.query(
+        "SELECT m.product_id, m.what FROM popularity_engine.refresh_state r,
+                LATERAL pg_temp.mismatches(r.as_of) m ORDER BY 1, 2",
+        &[],
+    )
+    .expect("recount")
+    .iter()
+    .map(|r| format!("{}: {}", r.get::<_, i64>(0), r.get::<_, String>(1)))
+    .collect()
+}
+
+pub fn refresh(c: &mut Client) {
+    c.batch_execute("CALL popularity_engine.refresh_popularity()").expect("refresh_popularity");
+}
