@@ -77,7 +77,7 @@ if wants integration; then
   echo "==> integration: pgrx-test over libpq"
   PE_TEST_URL="host=127.0.0.1 port=$PE_PORT user=postgres dbname=$PE_DB" \
   PE_TEST_DATA="$PE_DATA" \
-    cargo test -p pgrx-test --release -- --test-threads=1
+    cargo test -p pgrx-test --release -- --test-threads=1 --nocapture
 fi
 
 # One closing line over every layer (only reached when all of them passed).

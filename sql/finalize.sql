@@ -18,3 +18,10 @@ REVOKE EXECUTE ON FUNCTION popularity_engine.track_order(bigint, bigint[], integ
 REVOKE EXECUTE ON FUNCTION popularity_engine.track_search(bigint, text, bigint[], timestamptz, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION popularity_engine.track_search_click(bigint, text, bigint, timestamptz, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION popularity_engine.interaction_weights_upsert() FROM PUBLIC;
+
+COMMENT ON FUNCTION popularity_engine.system_identifier() IS
+  'The cluster''s system identifier; refresh_state remembers it to notice a restore into another cluster.';
+COMMENT ON FUNCTION popularity_engine.trending_half_life_seconds() IS
+  'The popularity_engine.trending_half_life setting in seconds (loads the library, which defines the settings).';
+COMMENT ON FUNCTION popularity_engine.trending_window_seconds() IS
+  'The popularity_engine.trending_window setting in seconds.';

@@ -260,3 +260,26 @@ $proc$;
 COMMENT ON PROCEDURE popularity_engine.refresh_popularity(timestamptz) IS
   'Aggregates every committed interaction and search exactly once into product_popularity (counters, popularity_score, trending_score at as_of) and the hourly buckets. Incremental, idempotent, safe to run concurrently with writers and with itself (a second run waits). Logs to job_runs.';
 REVOKE EXECUTE ON PROCEDURE popularity_engine.refresh_popularity(timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION popularity_engine.aggregation_lag(
+    OUT pending_interactions bigint, OUT pending_searches bigint,
+    OUT last_refresh timestamptz, OUT refreshed_as_of timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_state popularity_engine.refresh_state;
+BEGIN
+    SELECT * INTO v_state FROM popularity_engine.refresh_state;
+    EXECUTE format('SELECT count(*) FROM popularity_engine.product_interactions t WHERE t.product_id IS NOT NULL AND (%s)',
+                   popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
+                       v_state.aggregated_snapshot, v_state.legacy_snapshot, NULL))
+       INTO pending_interactions;
+    EXECUTE format('SELECT count(*) FROM popularity_engine.search_interactions t WHERE %s',
+                   popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
+                       v_state.aggregated_snapshot, v_state.legacy_snapshot, NULL))
+       INTO pending_searches;
+    last_refresh := v_state.last_refresh;
+    refreshed_as_of := v_state.as_of;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.aggregation_lag() IS
+  'How far product_popularity is behind the log: committed interactions (with a product) and searches that refresh_popularity has not aggregated yet, and when it last ran. Read-only; cost grows with the backlog, not the history.';

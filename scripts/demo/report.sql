@@ -22,3 +22,25 @@ SELECT count(*) AS purchase_lines, sum(quantity) AS units, count(DISTINCT order_
 \echo '== Searches (search_interactions)'
 SELECT query, count(*) AS searches FROM popularity_engine.search_interactions
  GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 8;
+
+\echo '== Popular products, every mode (popular_products(mode, n => 5), after refresh_popularity())'
+SELECT m AS mode,
+       string_agg(format('#%s %s (%s)', p.rank, p.product_id, round(p.score::numeric, 2)), ', ' ORDER BY p.rank) AS top_5
+  FROM unnest(enum_range(NULL::popularity_engine.popularity_mode)) AS m,
+       LATERAL popularity_engine.popular_products(m, n => 5) AS p
+ GROUP BY m ORDER BY m;
+
+\echo '== Trending now (trending_score = sum(weight x 0.5^(hours_ago / 72)) over the last 7 days)'
+SELECT p.rank, p.product_id, p.product_category AS category, round(p.score::numeric, 3) AS trending_score,
+       pp.view_count, pp.cart_add_count, pp.order_count
+  FROM popularity_engine.popular_products('trending', n => 10) AS p
+  JOIN popularity_engine.product_popularity pp USING (product_id)
+ ORDER BY p.rank;
+
+\echo '== Most viewed in the last 24 hours, laptops only'
+SELECT rank, product_id, score AS views
+  FROM popularity_engine.popular_products('most_viewed', interval '24 hours', 'laptops', 5);
+
+\echo '== Last refresh'
+SELECT job, status, rows_processed, round(extract(epoch FROM finished_at - started_at) * 1000) AS ms, message
+  FROM popularity_engine.job_runs ORDER BY id DESC LIMIT 1;

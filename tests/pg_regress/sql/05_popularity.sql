@@ -39,7 +39,10 @@ SELECT popularity_engine.track(1, 1, 'view', occurred_at => :t0::timestamptz - i
        popularity_engine.track(4, 6, 'click', occurred_at => :t0::timestamptz - interval '30 minutes') > 0,
        popularity_engine.track_search(4, 'laptop', ARRAY[1, 2, 2], occurred_at => :t0::timestamptz - interval '1 hour') > 0;
 
+-- the lag: 15 interactions with a product and 1 search wait for a refresh
+SELECT pending_interactions, pending_searches, last_refresh FROM popularity_engine.aggregation_lag();
 CALL popularity_engine.refresh_popularity(:t0);
+SELECT pending_interactions, pending_searches, refreshed_as_of FROM popularity_engine.aggregation_lag();
 SELECT product_id, search_count, search_click_count, view_count, click_count, wishlist_count,
        cart_add_count, order_count, review_count, rating_avg, popularity_score,
        round(trending_score::numeric, 9) AS trending_score
