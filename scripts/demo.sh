@@ -35,7 +35,9 @@ else
   echo "==> reusing the sample shop loaded at $(psql_demo -tAc 'SELECT loaded_at FROM public.demo_state')"
 fi
 
-psql_demo -c "CALL popularity_engine.refresh_popularity()"
+psql_demo -c "CALL popularity_engine.refresh_popularity()" \
+          -c "CALL popularity_engine.refresh_user_preferences()" \
+          -c "CALL popularity_engine.refresh_item_similarity()"
 psql_demo -f scripts/demo/report.sql
 
 cat <<MSG

@@ -53,16 +53,16 @@ COMMENT ON COLUMN popularity_engine.refresh_state.landmark IS
   'Forward-decay landmark L: product_stats.trend_fwd holds sum(w * 2^((t - L) / half_life)).';
 
 -- A restore replays the dumped row on top of the one CREATE EXTENSION made: keep the dumped one.
-CREATE FUNCTION popularity_engine.refresh_state_replace() RETURNS trigger
+CREATE FUNCTION popularity_engine.singleton_replace() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    DELETE FROM popularity_engine.refresh_state;
+    EXECUTE format('DELETE FROM %I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
     RETURN NEW;
 END $$;
-COMMENT ON FUNCTION popularity_engine.refresh_state_replace() IS
-  'Trigger: inserting refresh_state replaces the existing row (so pg_dump restores keep the dumped state).';
+COMMENT ON FUNCTION popularity_engine.singleton_replace() IS
+  'Trigger for one-row state tables: an INSERT replaces the existing row (so pg_dump restores keep the dumped state).';
 CREATE TRIGGER refresh_state_replace BEFORE INSERT ON popularity_engine.refresh_state
-    FOR EACH ROW EXECUTE FUNCTION popularity_engine.refresh_state_replace();
+    FOR EACH ROW EXECUTE FUNCTION popularity_engine.singleton_replace();
 COMMENT ON TRIGGER refresh_state_replace ON popularity_engine.refresh_state IS
   'Keeps refresh_state at one row across pg_dump restores.';
 
@@ -130,8 +130,9 @@ CREATE TABLE popularity_engine.search_hourly (
 COMMENT ON TABLE popularity_engine.search_hourly IS
   'How often each product appeared in tracked search results, per hour.';
 
-CREATE INDEX product_interactions_occurred_brin
-    ON popularity_engine.product_interactions USING brin (occurred_at) WITH (pages_per_range = 32);
+-- Trending reads the slices of the log that enter and leave its window by occurred_at. A btree
+-- (not BRIN) keeps that cheap even when events arrive out of time order.
+CREATE INDEX product_interactions_occurred ON popularity_engine.product_interactions (occurred_at);
 
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.refresh_state', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.job_runs', '');
@@ -210,6 +211,9 @@ BEGIN
            legacy_search_id_floor =
                coalesce((SELECT max(id) FROM popularity_engine.search_interactions), 0),
            aggregated_snapshot = '1:1:';
+    -- every other consumer of the log re-anchors the same way
+    UPDATE popularity_engine.preference_state
+       SET legacy_snapshot = aggregated_snapshot, aggregated_snapshot = '1:1:';
     RAISE NOTICE 'popularity_engine: restored from another cluster; unaggregated rows will be counted by the next refresh';
     RETURN true;
 END $$;

@@ -6,7 +6,7 @@
 -- landmark L, so that time passing changes nothing stored: the product_popularity view
 -- multiplies by 2^((L - as_of) / H). Each refresh only adds the new events, adds old events that
 -- were in the future at the previous as_of and now are not, and subtracts the old events that
--- slid out of the window: work proportional to what changed, read through a BRIN index on
+-- slid out of the window: work proportional to what changed, read through the index on
 -- occurred_at. A full rebuild over the window happens on the first refresh, when as_of moves
 -- backwards or jumps by more than the window, when H, W or the weights change, and when
 -- (as_of - L) exceeds 60 half-lives (before 2^x could lose range).
@@ -102,65 +102,114 @@ BEGIN
       FROM pg_temp.pe_search_delta d GROUP BY 1, 2
     ON CONFLICT (bucket_hour, product_id) DO UPDATE SET appearances = h.appearances + excluded.appearances;
 
-    INSERT INTO popularity_engine.product_stats AS s (product_id, search_count)
-    SELECT d.product_id, count(*) FROM pg_temp.pe_search_delta d GROUP BY 1
-    ON CONFLICT (product_id) DO UPDATE SET search_count = s.search_count + excluded.search_count,
-                                           last_updated = now();
-
-    -- Counters and popularity_score from the totals: for the products that changed, or for all
-    -- of them when the weights or counters were edited.
     v_full := v_state.weights_signature IS DISTINCT FROM v_sig;
-    INSERT INTO popularity_engine.product_stats AS s
-           (product_id, search_click_count, view_count, click_count, wishlist_count, cart_add_count,
-            order_count, review_count, rating_sum, popularity_score, last_interaction, last_updated)
-    SELECT a.product_id,
-           coalesce(sum(t.events) FILTER (WHERE w.counter = 'search_click_count'), 0),
-           coalesce(sum(t.events) FILTER (WHERE w.counter = 'view_count'), 0),
-           coalesce(sum(t.events) FILTER (WHERE w.counter = 'click_count'), 0),
-           coalesce(sum(t.events) FILTER (WHERE w.counter = 'wishlist_count'), 0),
-           coalesce(sum(t.events) FILTER (WHERE w.counter = 'cart_add_count'), 0),
-           coalesce(sum(t.events) FILTER (WHERE w.counter = 'order_count'), 0),
-           coalesce(sum(t.events) FILTER (WHERE w.counter = 'review_count'), 0),
-           coalesce(sum(t.value_sum) FILTER (WHERE w.counter = 'review_count'), 0),
-           coalesce(sum(t.events * w.popularity_weight), 0),
-           a.last_at, now()
-      FROM (SELECT d.product_id, max(d.occurred_at) AS last_at FROM pg_temp.pe_delta d
-             WHERE NOT v_full GROUP BY 1
-            UNION ALL
-            SELECT DISTINCT t.product_id, NULL::timestamptz FROM popularity_engine.product_type_totals t
-             WHERE v_full) AS a
-      LEFT JOIN popularity_engine.product_type_totals t ON t.product_id = a.product_id
-      LEFT JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
-     GROUP BY a.product_id, a.last_at
-    ON CONFLICT (product_id) DO UPDATE
-       SET search_click_count = excluded.search_click_count, view_count = excluded.view_count,
-           click_count = excluded.click_count, wishlist_count = excluded.wishlist_count,
-           cart_add_count = excluded.cart_add_count, order_count = excluded.order_count,
-           review_count = excluded.review_count, rating_sum = excluded.rating_sum,
-           popularity_score = excluded.popularity_score,
-           last_interaction = greatest(s.last_interaction, excluded.last_interaction),
-           last_updated = now();
-    IF v_full THEN
-        -- last_interaction of the products in this delta (the full pass above leaves it)
-        UPDATE popularity_engine.product_stats s
-           SET last_interaction = greatest(s.last_interaction, d.last_at)
-          FROM (SELECT product_id, max(occurred_at) AS last_at FROM pg_temp.pe_delta GROUP BY 1) d
-         WHERE s.product_id = d.product_id;
-    END IF;
-
-    -- Trending.
     v_reason := CASE
         WHEN v_state.as_of IS NULL THEN 'first refresh'
         WHEN as_of < v_state.as_of THEN 'as_of moved backwards'
         WHEN as_of - v_state.as_of > v_window THEN 'as_of jumped by more than the trending window'
         WHEN v_state.trending_half_life IS DISTINCT FROM make_interval(secs => v_h) THEN 'trending_half_life changed'
         WHEN v_state.trending_window IS DISTINCT FROM v_window THEN 'trending_window changed'
-        WHEN v_state.weights_signature IS DISTINCT FROM v_sig THEN 'weights changed'
+        WHEN v_full THEN 'weights changed'
         WHEN extract(epoch FROM as_of - v_state.landmark) / v_h > 60 THEN 'landmark rebase'
     END;
+    v_landmark := CASE WHEN v_reason IS NULL THEN v_state.landmark ELSE as_of END;
+
+    -- One upsert per changed product: the new events' counters and score (with the current
+    -- weights), their search appearances and, unless trending is rebuilt below, the trending
+    -- change: new events inside the window at as_of, plus events aggregated earlier that were in
+    -- the future at the previous as_of, minus those that slid out of the window.
+    WITH changes AS (
+        SELECT d.product_id,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'search_click_count') AS search_click_count,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'view_count') AS view_count,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'click_count') AS click_count,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'wishlist_count') AS wishlist_count,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'cart_add_count') AS cart_add_count,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'order_count') AS order_count,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'review_count') AS review_count,
+               coalesce(sum(d.event_value) FILTER (WHERE d.counted AND w.counter = 'review_count'), 0) AS rating_sum,
+               coalesce(sum(w.popularity_weight) FILTER (WHERE d.counted), 0) AS popularity_score,
+               coalesce(sum(w.popularity_weight * power(2::float8, extract(epoch FROM d.occurred_at - v_landmark) / v_h))
+                        FILTER (WHERE d.counted AND w.popularity_weight > 0 AND v_reason IS NULL
+                                  AND d.occurred_at BETWEEN as_of - v_window AND as_of), 0) AS trend_fwd,
+               count(*) FILTER (WHERE d.counted AND w.popularity_weight > 0 AND v_reason IS NULL
+                                  AND d.occurred_at BETWEEN as_of - v_window AND as_of) AS trend_events,
+               0::bigint AS search_count,
+               max(d.occurred_at) AS last_at
+          FROM pg_temp.pe_delta d
+          JOIN popularity_engine.interaction_weights w ON w.interaction_type = d.interaction_type
+         GROUP BY d.product_id
+        UNION ALL
+        SELECT d.product_id, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, count(*), NULL
+          FROM pg_temp.pe_search_delta d GROUP BY 1
+        UNION ALL
+        SELECT t.product_id, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+               sign * w.popularity_weight * power(2::float8, extract(epoch FROM t.occurred_at - v_landmark) / v_h),
+               sign, 0, NULL
+          FROM popularity_engine.product_interactions t
+          JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+         CROSS JOIN LATERAL (SELECT CASE WHEN t.occurred_at > v_state.as_of THEN 1 ELSE -1 END AS sign) AS x
+         WHERE v_reason IS NULL
+           AND ((t.occurred_at > v_state.as_of AND t.occurred_at <= as_of)
+                OR (t.occurred_at >= v_state.as_of - v_window AND t.occurred_at < as_of - v_window))
+           AND t.product_id IS NOT NULL AND w.popularity_weight > 0
+           AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+           AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_state.aggregated_snapshot,
+                                                v_state.legacy_interaction_id_floor, v_state.legacy_snapshot)
+    )
+    INSERT INTO popularity_engine.product_stats AS s
+           (product_id, search_click_count, view_count, click_count, wishlist_count, cart_add_count,
+            order_count, review_count, rating_sum, popularity_score, trend_fwd, trend_events,
+            search_count, last_interaction, last_updated)
+    SELECT c.product_id, sum(c.search_click_count), sum(c.view_count), sum(c.click_count),
+           sum(c.wishlist_count), sum(c.cart_add_count), sum(c.order_count), sum(c.review_count),
+           sum(c.rating_sum), sum(c.popularity_score), sum(c.trend_fwd), sum(c.trend_events),
+           sum(c.search_count), max(c.last_at), now()
+      FROM changes c GROUP BY c.product_id
+    ON CONFLICT (product_id) DO UPDATE
+       SET search_click_count = s.search_click_count + excluded.search_click_count,
+           view_count = s.view_count + excluded.view_count,
+           click_count = s.click_count + excluded.click_count,
+           wishlist_count = s.wishlist_count + excluded.wishlist_count,
+           cart_add_count = s.cart_add_count + excluded.cart_add_count,
+           order_count = s.order_count + excluded.order_count,
+           review_count = s.review_count + excluded.review_count,
+           rating_sum = s.rating_sum + excluded.rating_sum,
+           popularity_score = s.popularity_score + excluded.popularity_score,
+           trend_events = s.trend_events + excluded.trend_events,
+           -- an empty window is exactly zero, whatever rounding the sums accumulated
+           trend_fwd = CASE WHEN s.trend_events + excluded.trend_events = 0 THEN 0
+                            ELSE s.trend_fwd + excluded.trend_fwd END,
+           search_count = s.search_count + excluded.search_count,
+           last_interaction = greatest(s.last_interaction, excluded.last_interaction),
+           last_updated = now();
+
+    IF v_full THEN
+        -- weights or counters were edited: every product's counters and score from the totals
+        UPDATE popularity_engine.product_stats s
+           SET search_click_count = r.search_click_count, view_count = r.view_count,
+               click_count = r.click_count, wishlist_count = r.wishlist_count,
+               cart_add_count = r.cart_add_count, order_count = r.order_count,
+               review_count = r.review_count, rating_sum = r.rating_sum,
+               popularity_score = r.popularity_score, last_updated = now()
+          FROM (SELECT t.product_id,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'search_click_count'), 0) AS search_click_count,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'view_count'), 0) AS view_count,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'click_count'), 0) AS click_count,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'wishlist_count'), 0) AS wishlist_count,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'cart_add_count'), 0) AS cart_add_count,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'order_count'), 0) AS order_count,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'review_count'), 0) AS review_count,
+                       coalesce(sum(t.value_sum) FILTER (WHERE w.counter = 'review_count'), 0) AS rating_sum,
+                       coalesce(sum(t.events * w.popularity_weight), 0) AS popularity_score
+                  FROM popularity_engine.product_type_totals t
+                  JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+                 GROUP BY t.product_id) r
+         WHERE s.product_id = r.product_id;
+    END IF;
 
     IF v_reason IS NOT NULL THEN
-        v_landmark := as_of;
+        -- trending from scratch over the window at as_of, against the new landmark
         UPDATE popularity_engine.product_stats SET trend_fwd = 0, trend_events = 0
          WHERE trend_events <> 0 OR trend_fwd <> 0;
         INSERT INTO popularity_engine.product_stats AS s (product_id, trend_fwd, trend_events)
@@ -177,68 +226,25 @@ BEGIN
          GROUP BY 1
         ON CONFLICT (product_id) DO UPDATE
            SET trend_fwd = excluded.trend_fwd, trend_events = excluded.trend_events;
+    END IF;
 
-        IF v_state.trending_half_life IS DISTINCT FROM make_interval(secs => v_h) THEN
-            -- decay_sum of the buckets that trending can still reach, recomputed for the new H
-            UPDATE popularity_engine.popularity_hourly h
-               SET decay_sum = r.decay_sum
-              FROM (SELECT t.product_id, date_trunc('hour', t.occurred_at, 'UTC') AS bucket_hour,
-                           t.interaction_type,
-                           sum(power(2::float8, extract(epoch FROM t.occurred_at
-                                                        - date_trunc('hour', t.occurred_at, 'UTC')) / v_h)) AS decay_sum
-                      FROM popularity_engine.product_interactions t
-                     WHERE t.occurred_at >= date_trunc('hour', as_of - v_window, 'UTC')
-                       AND t.product_id IS NOT NULL
-                       AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
-                       AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_snap,
-                                                            v_state.legacy_interaction_id_floor, NULL)
-                     GROUP BY 1, 2, 3) r
-             WHERE h.product_id = r.product_id AND h.bucket_hour = r.bucket_hour
-               AND h.interaction_type = r.interaction_type;
-        END IF;
-    ELSE
-        v_landmark := v_state.landmark;
-        WITH contrib AS (
-            -- new events inside the window at as_of
-            SELECT d.product_id,
-                   w.popularity_weight * power(2::float8, extract(epoch FROM d.occurred_at - v_landmark) / v_h) AS c,
-                   1 AS n
-              FROM pg_temp.pe_delta d
-              JOIN popularity_engine.interaction_weights w ON w.interaction_type = d.interaction_type
-             WHERE d.counted AND w.popularity_weight > 0
-               AND d.occurred_at BETWEEN as_of - v_window AND as_of
-            UNION ALL
-            -- events aggregated earlier that were in the future at the previous as_of
-            SELECT t.product_id,
-                   w.popularity_weight * power(2::float8, extract(epoch FROM t.occurred_at - v_landmark) / v_h),
-                   1
-              FROM popularity_engine.product_interactions t
-              JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
-             WHERE t.occurred_at > v_state.as_of AND t.occurred_at <= as_of
-               AND t.product_id IS NOT NULL AND w.popularity_weight > 0
-               AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
-               AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_state.aggregated_snapshot,
-                                                    v_state.legacy_interaction_id_floor, v_state.legacy_snapshot)
-            UNION ALL
-            -- events aggregated earlier that slid out of the window
-            SELECT t.product_id,
-                   -w.popularity_weight * power(2::float8, extract(epoch FROM t.occurred_at - v_landmark) / v_h),
-                   -1
-              FROM popularity_engine.product_interactions t
-              JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
-             WHERE t.occurred_at >= v_state.as_of - v_window AND t.occurred_at < as_of - v_window
-               AND t.product_id IS NOT NULL AND w.popularity_weight > 0
-               AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
-               AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_state.aggregated_snapshot,
-                                                    v_state.legacy_interaction_id_floor, v_state.legacy_snapshot)
-        )
-        INSERT INTO popularity_engine.product_stats AS s (product_id, trend_fwd, trend_events)
-        SELECT c.product_id, sum(c.c), sum(c.n) FROM contrib c GROUP BY 1
-        ON CONFLICT (product_id) DO UPDATE
-           SET trend_events = s.trend_events + excluded.trend_events,
-               -- an empty window is exactly zero, whatever rounding the sums accumulated
-               trend_fwd = CASE WHEN s.trend_events + excluded.trend_events = 0 THEN 0
-                                ELSE s.trend_fwd + excluded.trend_fwd END;
+    IF v_state.trending_half_life IS DISTINCT FROM make_interval(secs => v_h) THEN
+        -- decay_sum of the buckets that trending can still reach, recomputed for the new H
+        UPDATE popularity_engine.popularity_hourly h
+           SET decay_sum = r.decay_sum
+          FROM (SELECT t.product_id, date_trunc('hour', t.occurred_at, 'UTC') AS bucket_hour,
+                       t.interaction_type,
+                       sum(power(2::float8, extract(epoch FROM t.occurred_at
+                                                    - date_trunc('hour', t.occurred_at, 'UTC')) / v_h)) AS decay_sum
+                  FROM popularity_engine.product_interactions t
+                 WHERE t.occurred_at >= date_trunc('hour', as_of - v_window, 'UTC')
+                   AND t.product_id IS NOT NULL
+                   AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+                   AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_snap,
+                                                        v_state.legacy_interaction_id_floor, NULL)
+                 GROUP BY 1, 2, 3) r
+         WHERE h.product_id = r.product_id AND h.bucket_hour = r.bucket_hour
+           AND h.interaction_type = r.interaction_type;
     END IF;
 
     UPDATE popularity_engine.refresh_state

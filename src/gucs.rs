@@ -136,3 +136,9 @@ fn trending_half_life_seconds() -> f64 {
 fn trending_window_seconds() -> f64 {
     f64::from(TRENDING_WINDOW.get())
 }
+
+/// Current `popularity_engine.preference_half_life`, in seconds.
+#[pgrx::pg_extern(stable, parallel_safe)]
+fn preference_half_life_seconds() -> f64 {
+    f64::from(PREFERENCE_HALF_LIFE.get())
+}

@@ -7,6 +7,8 @@ mod batch;
 mod cluster;
 mod gucs;
 mod interaction;
+mod ranking;
+mod similarity;
 mod spi_util;
 mod tracking;
 mod validation;
@@ -25,6 +27,21 @@ extension_sql_file!(
     requires = ["popularity", gucs::trending_half_life_seconds, gucs::trending_window_seconds]
 );
 extension_sql_file!("../sql/popular_products.sql", name = "popular_products", requires = ["refresh_popularity"]);
+extension_sql_file!(
+    "../sql/preferences.sql",
+    name = "preferences",
+    requires = ["popularity"]
+);
+extension_sql_file!(
+    "../sql/refresh_user_preferences.sql",
+    name = "refresh_user_preferences",
+    requires = ["preferences", "refresh_popularity", gucs::preference_half_life_seconds]
+);
+extension_sql_file!(
+    "../sql/personalization.sql",
+    name = "personalization",
+    requires = ["refresh_user_preferences", similarity::compute_item_similarity]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[allow(non_snake_case)]

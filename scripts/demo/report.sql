@@ -41,6 +41,22 @@ SELECT p.rank, p.product_id, p.product_category AS category, round(p.score::nume
 SELECT rank, product_id, score AS views
   FROM popularity_engine.popular_products('most_viewed', interval '24 hours', 'laptops', 5);
 
-\echo '== Last refresh'
-SELECT job, status, rows_processed, round(extract(epoch FROM finished_at - started_at) * 1000) AS ms, message
-  FROM popularity_engine.job_runs ORDER BY id DESC LIMIT 1;
+\echo '== Recommendations for a cold user (no history: trending, then popular)'
+SELECT rank, product_id, round(score::numeric, 3) AS score, round(base_relevance::numeric, 2) AS base,
+       round(personalization::numeric, 2) AS personal, round(popularity::numeric, 2) AS popular, reason
+  FROM popularity_engine.recommend(999999, 8);
+
+\echo '== Recommendations for a warm user (user 5), with reasons'
+SELECT (popularity_engine.user_profile(5) -> 'interaction_count') AS interactions,
+       (SELECT string_agg(c ->> 'category', ', ') FROM jsonb_array_elements(popularity_engine.user_profile(5) -> 'top_categories') c) AS top_categories;
+SELECT rank, product_id, round(score::numeric, 3) AS score, round(base_relevance::numeric, 2) AS base,
+       round(personalization::numeric, 2) AS personal, round(popularity::numeric, 2) AS popular, reason
+  FROM popularity_engine.recommend(5, 10);
+
+\echo '== Products similar to product 1'
+SELECT * FROM popularity_engine.similar_products(1, 5);
+
+\echo '== Last refresh of each job'
+SELECT DISTINCT ON (job) job, status, rows_processed,
+       round(extract(epoch FROM finished_at - started_at) * 1000) AS ms, message
+  FROM popularity_engine.job_runs ORDER BY job, id DESC;

@@ -1,0 +1,84 @@
+-- popularity_engine: per-user aggregates kept by refresh_user_preferences(as_of), with the same
+-- exactly-once mechanism as refresh_popularity (its own stored snapshot, see popularity.sql).
+--
+-- affinity(user, dimension, value) = sum(affinity_weight x 0.5^(age / preference_half_life)) over
+-- the user's interactions with products of that category or brand (from catalog, as it was when
+-- the interaction was aggregated). Stored forward-decayed against a landmark, like trending.
+
+CREATE TABLE popularity_engine.preference_state (
+    singleton           boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    aggregated_snapshot pg_snapshot NOT NULL DEFAULT '1:1:',
+    legacy_snapshot     pg_snapshot,
+    as_of               timestamptz,
+    landmark            timestamptz,
+    half_life           interval,
+    weights_signature   text,
+    last_refresh        timestamptz
+);
+COMMENT ON TABLE popularity_engine.preference_state IS
+  'Internal: what refresh_user_preferences has aggregated (a transaction snapshot) and the landmark of the affinity sums. One row.';
+CREATE TRIGGER preference_state_replace BEFORE INSERT ON popularity_engine.preference_state
+    FOR EACH ROW EXECUTE FUNCTION popularity_engine.singleton_replace();
+COMMENT ON TRIGGER preference_state_replace ON popularity_engine.preference_state IS
+  'Keeps preference_state at one row across pg_dump restores.';
+INSERT INTO popularity_engine.preference_state DEFAULT VALUES;
+
+CREATE TABLE popularity_engine.user_profiles (
+    user_id           bigint PRIMARY KEY,
+    interaction_count bigint NOT NULL DEFAULT 0,
+    first_interaction timestamptz,
+    last_interaction  timestamptz,
+    updated_at        timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE popularity_engine.user_profiles IS
+  'Per user: how many interactions with a product were aggregated (all time), first and last interaction. Users with fewer than cold_start_threshold interactions get the cold-start list.';
+
+CREATE TABLE popularity_engine.user_item_weights (
+    user_id     bigint NOT NULL,
+    product_id  bigint NOT NULL,
+    weight      double precision NOT NULL DEFAULT 0,
+    events      bigint NOT NULL DEFAULT 0,
+    last_at     timestamptz,
+    PRIMARY KEY (user_id, product_id)
+);
+CREATE INDEX user_item_weights_product ON popularity_engine.user_item_weights (product_id);
+COMMENT ON TABLE popularity_engine.user_item_weights IS
+  'Per user and product: the sum of the affinity weights of the user''s interactions with it (undecayed), how many, and the last one. Input of refresh_item_similarity.';
+
+CREATE TABLE popularity_engine.user_affinity_sums (
+    user_id    bigint NOT NULL,
+    dimension  text NOT NULL CHECK (dimension IN ('category', 'brand')),
+    value      text NOT NULL,
+    fwd        double precision NOT NULL DEFAULT 0,
+    events     bigint NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, dimension, value)
+);
+COMMENT ON TABLE popularity_engine.user_affinity_sums IS
+  'Internal storage behind user_preferences: forward-decayed affinity sums against preference_state.landmark.';
+
+CREATE TABLE popularity_engine.item_similarity (
+    product_id         bigint NOT NULL,
+    similar_product_id bigint NOT NULL,
+    score              double precision NOT NULL CHECK (score > 0 AND score <= 1.000001),
+    PRIMARY KEY (product_id, similar_product_id)
+);
+COMMENT ON TABLE popularity_engine.item_similarity IS
+  'Top-K similar products per product (cosine over user-product interaction weights, each user''s vector normalised), rebuilt by refresh_item_similarity().';
+COMMENT ON COLUMN popularity_engine.item_similarity.score IS 'Cosine similarity in (0, 1].';
+
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.preference_state', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.user_profiles', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.user_item_weights', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.user_affinity_sums', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.item_similarity', '');
+
+CREATE VIEW popularity_engine.user_preferences AS
+SELECT a.user_id, a.dimension, a.value,
+       a.fwd * power(2::float8, extract(epoch FROM s.landmark - s.as_of) / extract(epoch FROM s.half_life))
+           AS affinity,
+       a.events, a.updated_at
+  FROM popularity_engine.user_affinity_sums a
+ CROSS JOIN popularity_engine.preference_state s;
+COMMENT ON VIEW popularity_engine.user_preferences IS
+  'Per user, category and brand: affinity = sum(affinity_weight x 0.5^(age / preference_half_life)) at the as_of of the last refresh_user_preferences(), and how many interactions it sums.';
