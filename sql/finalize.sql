@@ -25,3 +25,11 @@ COMMENT ON FUNCTION popularity_engine.trending_half_life_seconds() IS
   'The popularity_engine.trending_half_life setting in seconds (loads the library, which defines the settings).';
 COMMENT ON FUNCTION popularity_engine.trending_window_seconds() IS
   'The popularity_engine.trending_window setting in seconds.';
+COMMENT ON FUNCTION popularity_engine.preference_half_life_seconds() IS
+  'The popularity_engine.preference_half_life setting in seconds.';
+COMMENT ON FUNCTION popularity_engine.compute_item_similarity() IS
+  'Internal: computes the top-K similar products per product in Rust and replaces item_similarity; returns the number of pairs. Call refresh_item_similarity() instead.';
+COMMENT ON FUNCTION popularity_engine.recommend(bigint, integer, text, bigint[]) IS
+  'Personalised recommendations for user_id: score = w_base x base_relevance + w_pers x personalization + w_pop x popularity, x (1 - recent_order_penalty) for recent orders, at most max_per_category per category, never out-of-stock, inactive, uncatalogued or excluded products. Users with fewer than cold_start_threshold interactions get the cold-start list (trending, then popular). Read-only.';
+COMMENT ON FUNCTION popularity_engine.rank_products(bigint, bigint[], double precision[]) IS
+  'Re-ranks an application''s candidates (e.g. search results) for user_id with the recommend() blend; relevance, when given, is each candidate''s base relevance. Returns every candidate once. Read-only.';

@@ -38,6 +38,16 @@ fn check_exact(c: &mut Client, label: &str) {
     load_reference(c);
     let wrong = mismatches(c);
     assert!(wrong.is_empty(), "{label}: aggregates differ from the recount: {wrong:?}");
+    c.batch_execute("CALL popularity_engine.refresh_user_preferences()").expect("refresh_user_preferences");
+    let per_user = count(
+        c,
+        "SELECT count(*) FROM (
+             SELECT user_id, count(*) AS n FROM popularity_engine.product_interactions
+              WHERE user_id IS NOT NULL AND product_id IS NOT NULL GROUP BY 1) l
+           FULL JOIN popularity_engine.user_profiles p USING (user_id)
+          WHERE l.n IS DISTINCT FROM p.interaction_count",
+    );
+    assert_eq!(per_user, 0, "{label}: user_profiles counts differ from the log");
     let logged = count(c, "SELECT count(*) FROM popularity_engine.product_interactions");
     let counted = count(c, "SELECT coalesce(sum(events), 0)::int8 FROM popularity_engine.product_type_totals");
     println!("{label}: {logged} interactions logged, {counted} counted, 0 mismatches");
