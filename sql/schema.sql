@@ -82,8 +82,9 @@ CREATE SEQUENCE popularity_engine.product_interactions_id_seq AS bigint;
 COMMENT ON SEQUENCE popularity_engine.product_interactions_id_seq IS
   'Ids of product_interactions rows.';
 
--- The log carries no unique constraint but its primary key: idempotency on event_id lives in
--- interaction_event_ids, so the log can be partitioned by time without a global unique index.
+-- The log is partitioned by week of occurred_at (ensure_partitions() creates the partitions
+-- ahead, cleanup_interactions() drops whole old ones). A unique index on a partitioned table
+-- must contain the partition key, so idempotency on event_id lives in interaction_event_ids.
 CREATE TABLE popularity_engine.product_interactions (
     id               bigint NOT NULL
                      DEFAULT nextval('popularity_engine.product_interactions_id_seq'),
@@ -99,8 +100,14 @@ CREATE TABLE popularity_engine.product_interactions (
     -- The writing transaction: the refresh procedures use it to aggregate every committed row
     -- exactly once, whatever order transactions commit in.
     writer_xid       xid8 NOT NULL DEFAULT pg_current_xact_id(),
-    PRIMARY KEY (id)
-);
+    PRIMARY KEY (id, occurred_at)
+) PARTITION BY RANGE (occurred_at);
+-- Rows outside every weekly partition (before ensure_partitions() first ran, or backfilled
+-- from before the oldest partition) land here.
+CREATE TABLE popularity_engine.product_interactions_default
+    PARTITION OF popularity_engine.product_interactions DEFAULT;
+COMMENT ON TABLE popularity_engine.product_interactions_default IS
+  'Interactions outside every weekly partition of product_interactions.';
 ALTER SEQUENCE popularity_engine.product_interactions_id_seq
     OWNED BY popularity_engine.product_interactions.id;
 CREATE INDEX product_interactions_user_time
@@ -212,7 +219,8 @@ COMMENT ON COLUMN popularity_engine.purchase_history.interaction_id IS 'The orde
 -- pg_dump keeps all of it.
 -------------------------------------------------------------------------------
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.interaction_weights', '');
-SELECT pg_catalog.pg_extension_config_dump('popularity_engine.product_interactions', '');
+-- the weekly partitions are ordinary tables (not extension members), dumped with their data
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.product_interactions_default', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.product_interactions_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.interaction_event_ids', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.search_interactions', '');

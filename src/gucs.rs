@@ -142,3 +142,9 @@ fn trending_window_seconds() -> f64 {
 fn preference_half_life_seconds() -> f64 {
     f64::from(PREFERENCE_HALF_LIFE.get())
 }
+
+/// Current `popularity_engine.retention`, in seconds.
+#[pgrx::pg_extern(stable, parallel_safe)]
+fn retention_seconds() -> f64 {
+    f64::from(RETENTION.get())
+}

@@ -42,6 +42,12 @@ extension_sql_file!(
     name = "personalization",
     requires = ["refresh_user_preferences", similarity::compute_item_similarity]
 );
+extension_sql_file!(
+    "../sql/maintenance.sql",
+    name = "maintenance",
+    requires = ["personalization", gucs::retention_seconds]
+);
+extension_sql_file!("../sql/operations.sql", name = "operations", requires = ["maintenance"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[allow(non_snake_case)]

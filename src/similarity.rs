@@ -125,7 +125,9 @@ fn load_interactions() -> Interactions {
 }
 
 /// Top-k neighbours of every product: (product, neighbour, score), best first per product.
-fn top_k_neighbours(data: &Interactions, k: usize) -> Vec<(i64, i64, f64)> {
+/// `check_interrupts` runs every few thousand products (Postgres' CHECK_FOR_INTERRUPTS in the
+/// server; passed in so that this stays plain Rust, testable without a server).
+fn top_k_neighbours(data: &Interactions, k: usize, mut check_interrupts: impl FnMut()) -> Vec<(i64, i64, f64)> {
     let n = data.products.len();
     let items = data.users.transpose(n);
     let norms: Vec<f32> =
@@ -138,7 +140,7 @@ fn top_k_neighbours(data: &Interactions, k: usize) -> Vec<(i64, i64, f64)> {
     let mut out = Vec::new();
     for i in 0..n {
         if i % 4096 == 0 {
-            pg_sys::check_for_interrupts!();
+            check_interrupts();
         }
         for (u, wu) in items.row(i) {
             for (j, wj) in data.users.row(u as usize) {
@@ -182,7 +184,9 @@ fn top_k_neighbours(data: &Interactions, k: usize) -> Vec<(i64, i64, f64)> {
 fn compute_item_similarity() -> i64 {
     let k = SIMILARITY_TOP_K.get().max(1) as usize;
     let data = load_interactions();
-    let pairs = top_k_neighbours(&data, k);
+    let pairs = top_k_neighbours(&data, k, || {
+        pg_sys::check_for_interrupts!();
+    });
     drop(data);
     Spi::connect_mut(|client| {
         client
@@ -240,7 +244,7 @@ mod tests {
         let s = 0.5f32.sqrt();
         let users = matrix(&[&[(0, s), (1, s)], &[(0, s), (1, s)], &[(0, s), (1, s)], &[(1, s), (2, s)]]);
         let data = Interactions { users, products: vec![10, 20, 30] };
-        let out = top_k_neighbours(&data, 5);
+        let out = top_k_neighbours(&data, 5, || {});
         let sim = |a: i64, b: i64| out.iter().find(|p| p.0 == a && p.1 == b).map(|p| p.2);
         // 10 and 20: cosine 3/(sqrt(3)*2) = 0.866, shrunk by 3/(3+3)
         let expected = 3.0 / (3f64.sqrt() * 2.0) * 0.5;

@@ -69,6 +69,8 @@ fn restore(dump: &PathBuf, port: &str, dbname: &str) -> Client {
 fn dump_and_restore_keep_aggregation_exact() {
     let mut src = fresh_extension();
     track_some(&mut src, 1);
+    // weekly partitions are ordinary tables the dump must carry, with the rows moved into them
+    src.batch_execute("SELECT popularity_engine.ensure_partitions(now() - interval '2 weeks')").unwrap();
     refresh(&mut src);
     track_some(&mut src, 2); // logged, not yet aggregated when dumped
     src.batch_execute("UPDATE popularity_engine.interaction_weights SET popularity_weight = 7 WHERE interaction_type = 'click'")
@@ -90,6 +92,11 @@ fn dump_and_restore_keep_aggregation_exact() {
         count(&mut same, "SELECT (popularity_weight = 7)::int::int8 FROM popularity_engine.interaction_weights WHERE interaction_type = 'click'"),
         1,
         "edited weights survive the restore"
+    );
+    assert_eq!(
+        count(&mut same, "SELECT count(*) FROM popularity_engine.product_interactions_default"),
+        0,
+        "restored rows are back in their weekly partitions"
     );
     track_some(&mut same, 3);
     let floor = "SELECT legacy_interaction_id_floor FROM popularity_engine.refresh_state";

@@ -1,0 +1,205 @@
+-- popularity_engine: partitions of the log, retention, and erasure of a user.
+
+-- Rows of the log (alias t) that some consumer has not aggregated yet.
+CREATE FUNCTION popularity_engine.unaggregated_anywhere_clause() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('(%s) OR (%s)',
+        popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
+            r.aggregated_snapshot, r.legacy_snapshot, NULL),
+        popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
+            p.aggregated_snapshot, p.legacy_snapshot, NULL))
+      FROM popularity_engine.refresh_state r, popularity_engine.preference_state p
+$$;
+COMMENT ON FUNCTION popularity_engine.unaggregated_anywhere_clause() IS
+  'Internal: SQL condition selecting log rows (alias t) that refresh_popularity or refresh_user_preferences has not aggregated yet.';
+
+-- Weekly partitions (Monday 00:00 UTC to the next) from `since` to `weeks_ahead` weeks after
+-- this one. Rows already in the default partition for a new week are moved into it.
+CREATE FUNCTION popularity_engine.ensure_partitions(
+    since timestamptz DEFAULT NULL, weeks_ahead integer DEFAULT 4)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_week    timestamptz;
+    v_name    text;
+    v_created integer := 0;
+    v_moved   bigint;
+BEGIN
+    IF weeks_ahead IS NULL OR weeks_ahead < 1 OR weeks_ahead > 52 THEN
+        RAISE EXCEPTION 'popularity_engine.ensure_partitions: weeks_ahead = % is not allowed: expected 1 to 52', weeks_ahead
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR v_week IN
+        SELECT w FROM generate_series(
+                   date_trunc('week', coalesce(since, now()), 'UTC'),
+                   date_trunc('week', now(), 'UTC') + make_interval(weeks => weeks_ahead),
+                   interval '1 week') AS w
+    LOOP
+        v_name := 'product_interactions_p' || to_char(v_week AT TIME ZONE 'UTC', 'YYYYMMDD');
+        CONTINUE WHEN to_regclass('popularity_engine.' || quote_ident(v_name)) IS NOT NULL;
+        IF EXISTS (SELECT 1 FROM popularity_engine.product_interactions_default
+                    WHERE occurred_at >= v_week AND occurred_at < v_week + interval '1 week') THEN
+            -- move those rows (writer_xid and ids unchanged, so aggregation is unaffected)
+            LOCK TABLE popularity_engine.product_interactions IN ACCESS EXCLUSIVE MODE;
+            CREATE TEMP TABLE pe_moving ON COMMIT DROP AS
+                SELECT * FROM popularity_engine.product_interactions_default
+                 WHERE occurred_at >= v_week AND occurred_at < v_week + interval '1 week';
+            DELETE FROM popularity_engine.product_interactions_default
+             WHERE occurred_at >= v_week AND occurred_at < v_week + interval '1 week';
+            EXECUTE format('CREATE TABLE popularity_engine.%I PARTITION OF popularity_engine.product_interactions
+                            FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '1 week');
+            INSERT INTO popularity_engine.product_interactions SELECT * FROM pg_temp.pe_moving;
+            GET DIAGNOSTICS v_moved = ROW_COUNT;
+            DROP TABLE pg_temp.pe_moving;
+            RAISE NOTICE 'popularity_engine: moved % rows from the default partition into %', v_moved, v_name;
+        ELSE
+            EXECUTE format('CREATE TABLE popularity_engine.%I PARTITION OF popularity_engine.product_interactions
+                            FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '1 week');
+        END IF;
+        EXECUTE format('COMMENT ON TABLE popularity_engine.%I IS %L', v_name,
+                       'Interactions of the week from ' || to_char(v_week AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ' (UTC).');
+        v_created := v_created + 1;
+    END LOOP;
+    RETURN v_created;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.ensure_partitions(timestamptz, integer) IS
+  'Creates the weekly partitions of product_interactions from the week of `since` (default: this week) to weeks_ahead weeks ahead; rows already in the default partition for a new week are moved into it. Returns how many partitions it created. cleanup_interactions() calls it.';
+REVOKE EXECUTE ON FUNCTION popularity_engine.ensure_partitions(timestamptz, integer) FROM PUBLIC;
+
+CREATE PROCEDURE popularity_engine.cleanup_interactions(retention interval DEFAULT NULL)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $proc$
+#variable_conflict use_variable
+DECLARE
+    v_started   timestamptz := clock_timestamp();
+    v_keep      interval;
+    v_cutoff    timestamptz;
+    v_part      record;
+    v_pending   bigint;
+    v_dropped   integer := 0;
+    v_kept      text[] := '{}';
+    v_rows      bigint := 0;
+    v_n         bigint;
+    v_created   integer;
+    v_clause    text;
+BEGIN
+    v_keep := coalesce(retention, make_interval(secs => popularity_engine.retention_seconds()));
+    IF v_keep < interval '0' THEN
+        RAISE EXCEPTION 'popularity_engine.cleanup_interactions: retention % is not allowed: expected a positive interval', v_keep
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- trending reads the raw events of its window: never drop those
+    v_keep := greatest(v_keep, make_interval(secs => popularity_engine.trending_window_seconds()) + interval '1 day');
+    v_cutoff := now() - v_keep;
+    v_created := popularity_engine.ensure_partitions(v_cutoff, 4);
+    v_clause := popularity_engine.unaggregated_anywhere_clause();
+
+    -- whole weekly partitions that end before the cutoff, once everything in them is aggregated
+    FOR v_part IN
+        SELECT c.oid::regclass AS rel, c.relname,
+               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper_bound
+          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'popularity_engine.product_interactions'::regclass
+           AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+         ORDER BY 3
+    LOOP
+        CONTINUE WHEN v_part.upper_bound IS NULL OR v_part.upper_bound > v_cutoff;
+        EXECUTE format('SELECT count(*) FROM %s t WHERE %s', v_part.rel, v_clause) INTO v_pending;
+        IF v_pending > 0 THEN
+            v_kept := v_kept || format('%s (%s rows not aggregated yet)', v_part.relname, v_pending);
+            CONTINUE;
+        END IF;
+        EXECUTE format('SELECT count(*) FROM %s', v_part.rel) INTO v_n;
+        EXECUTE format('DROP TABLE %s', v_part.rel);
+        v_rows := v_rows + v_n;
+        v_dropped := v_dropped + 1;
+    END LOOP;
+
+    -- old rows in the default partition, and old searches, once aggregated
+    EXECUTE format('DELETE FROM popularity_engine.product_interactions_default t
+                     WHERE t.occurred_at < %L AND NOT (%s)', v_cutoff, v_clause);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_rows := v_rows + v_n;
+    EXECUTE format('DELETE FROM popularity_engine.search_interactions t WHERE t.occurred_at < %L AND NOT (%s)',
+                   v_cutoff,
+                   (SELECT popularity_engine.unaggregated_rows_clause(r.legacy_search_id_floor,
+                               r.aggregated_snapshot, r.legacy_snapshot, NULL)
+                      FROM popularity_engine.refresh_state r));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_rows := v_rows + v_n;
+    DELETE FROM popularity_engine.interaction_event_ids WHERE recorded_at < v_cutoff;
+    DELETE FROM popularity_engine.popularity_hourly WHERE bucket_hour < v_cutoff;
+    DELETE FROM popularity_engine.search_hourly WHERE bucket_hour < v_cutoff;
+    DELETE FROM popularity_engine.job_runs WHERE started_at < now() - greatest(v_keep, interval '30 days');
+
+    INSERT INTO popularity_engine.job_runs (job, started_at, finished_at, status, rows_processed, message)
+    VALUES ('cleanup_interactions', v_started, clock_timestamp(), 'success', v_rows,
+            format('kept %s; dropped %s partitions, %s rows older than %s; created %s partitions%s',
+                   v_keep, v_dropped, v_rows, v_cutoff, v_created,
+                   CASE WHEN cardinality(v_kept) > 0 THEN '; waiting for a refresh: ' || array_to_string(v_kept, ', ') ELSE '' END));
+END
+$proc$;
+COMMENT ON PROCEDURE popularity_engine.cleanup_interactions(interval) IS
+  'Retention: creates the partitions of the coming weeks, drops whole weekly partitions of product_interactions older than retention (default: the retention setting; never less than the trending window plus a day) once every row in them is aggregated, and deletes old aggregated searches, idempotency keys and hourly buckets. Aggregates keep their totals. Logs to job_runs.';
+REVOKE EXECUTE ON PROCEDURE popularity_engine.cleanup_interactions(interval) FROM PUBLIC;
+
+CREATE FUNCTION popularity_engine.forget_user(user_id bigint) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+#variable_conflict use_variable
+DECLARE
+    v_state   popularity_engine.refresh_state;
+    v_removed bigint := 0;
+    v_n       bigint;
+BEGIN
+    IF user_id IS NULL OR user_id <= 0 THEN
+        RAISE EXCEPTION 'popularity_engine.forget_user: user_id % is not allowed: expected a positive id', user_id
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- serialise with refresh_popularity, whose trending sums still count this user's events
+    SELECT * INTO v_state FROM popularity_engine.refresh_state FOR UPDATE;
+    IF v_state.as_of IS NOT NULL THEN
+        -- take the user's aggregated events out of the trending sums now: once deleted, the
+        -- refresh could not subtract them when they leave the window
+        UPDATE popularity_engine.product_stats s
+           SET trend_events = s.trend_events - d.n,
+               trend_fwd = CASE WHEN s.trend_events - d.n = 0 THEN 0 ELSE s.trend_fwd - d.c END
+          FROM (SELECT t.product_id, count(*) AS n,
+                       sum(w.popularity_weight * power(2::float8, extract(epoch FROM t.occurred_at - v_state.landmark)
+                                                                  / extract(epoch FROM v_state.trending_half_life))) AS c
+                  FROM popularity_engine.product_interactions t
+                  JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+                 WHERE t.user_id = forget_user.user_id AND t.product_id IS NOT NULL
+                   AND w.popularity_weight > 0
+                   AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+                   AND t.occurred_at BETWEEN v_state.as_of - v_state.trending_window AND v_state.as_of
+                   AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_state.aggregated_snapshot,
+                                                        v_state.legacy_interaction_id_floor, v_state.legacy_snapshot)
+                 GROUP BY 1) d
+         WHERE s.product_id = d.product_id;
+    END IF;
+    DELETE FROM popularity_engine.interaction_event_ids k
+     USING popularity_engine.product_interactions t
+     WHERE t.user_id = forget_user.user_id AND k.event_id = t.event_id AND k.interaction_id = t.id;
+    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
+    DELETE FROM popularity_engine.product_interactions t WHERE t.user_id = forget_user.user_id;
+    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
+    DELETE FROM popularity_engine.search_interactions t WHERE t.user_id = forget_user.user_id;
+    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
+    DELETE FROM popularity_engine.user_cart t WHERE t.user_id = forget_user.user_id;
+    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
+    DELETE FROM popularity_engine.user_wishlist t WHERE t.user_id = forget_user.user_id;
+    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
+    DELETE FROM popularity_engine.purchase_history t WHERE t.user_id = forget_user.user_id;
+    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
+    DELETE FROM popularity_engine.user_profiles t WHERE t.user_id = forget_user.user_id;
+    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
+    DELETE FROM popularity_engine.user_item_weights t WHERE t.user_id = forget_user.user_id;
+    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
+    DELETE FROM popularity_engine.user_affinity_sums t WHERE t.user_id = forget_user.user_id;
+    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
+    RETURN v_removed;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.forget_user(bigint) IS
+  'Erases a user: interactions, searches, cart, wishlist, purchases, profile, item weights and affinities. Returns how many rows it removed. Product aggregates keep their totals (trending drops the user''s events at once).';
+REVOKE EXECUTE ON FUNCTION popularity_engine.forget_user(bigint) FROM PUBLIC;
