@@ -56,6 +56,7 @@ BEGIN
             EXECUTE format('CREATE TABLE popularity_engine.%I PARTITION OF popularity_engine.product_interactions
                             FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '1 week');
         END IF;
+        PERFORM popularity_engine.index_log_partition(('popularity_engine.' || quote_ident(v_name))::regclass);
         EXECUTE format('COMMENT ON TABLE popularity_engine.%I IS %L', v_name,
                        'Interactions of the week from ' || to_char(v_week AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ' (UTC).');
         v_created := v_created + 1;

@@ -130,9 +130,6 @@ CREATE TABLE popularity_engine.search_hourly (
 COMMENT ON TABLE popularity_engine.search_hourly IS
   'How often each product appeared in tracked search results, per hour.';
 
--- Trending reads the slices of the log that enter and leave its window by occurred_at. A btree
--- (not BRIN) keeps that cheap even when events arrive out of time order.
-CREATE INDEX product_interactions_occurred ON popularity_engine.product_interactions (occurred_at);
 
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.refresh_state', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.job_runs', '');

@@ -83,8 +83,11 @@ COMMENT ON SEQUENCE popularity_engine.product_interactions_id_seq IS
   'Ids of product_interactions rows.';
 
 -- The log is partitioned by week of occurred_at (ensure_partitions() creates the partitions
--- ahead, cleanup_interactions() drops whole old ones). A unique index on a partitioned table
--- must contain the partition key, so idempotency on event_id lives in interaction_event_ids.
+-- ahead, cleanup_interactions() drops whole old ones). The parent has no index of its own: each
+-- partition carries its own (index_log_partition), so that a pg_dump of the weekly partitions
+-- (ordinary tables, while the parent belongs to the extension) restores without clashing with
+-- index clones. A unique index on a partitioned table would also have to contain the partition
+-- key, so idempotency on event_id lives in interaction_event_ids.
 CREATE TABLE popularity_engine.product_interactions (
     id               bigint NOT NULL
                      DEFAULT nextval('popularity_engine.product_interactions_id_seq'),
@@ -99,23 +102,34 @@ CREATE TABLE popularity_engine.product_interactions (
     recorded_at      timestamptz NOT NULL DEFAULT now(),
     -- The writing transaction: the refresh procedures use it to aggregate every committed row
     -- exactly once, whatever order transactions commit in.
-    writer_xid       xid8 NOT NULL DEFAULT pg_current_xact_id(),
-    PRIMARY KEY (id, occurred_at)
+    writer_xid       xid8 NOT NULL DEFAULT pg_current_xact_id()
 ) PARTITION BY RANGE (occurred_at);
+ALTER SEQUENCE popularity_engine.product_interactions_id_seq
+    OWNED BY popularity_engine.product_interactions.id;
+
+-- The indexes every partition of the log gets: its primary key, the lookups by user and by
+-- product over time, the refresh's writer_xid scans, and trending's time slices.
+CREATE FUNCTION popularity_engine.index_log_partition(part regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_name text := (SELECT relname FROM pg_class WHERE oid = part);
+BEGIN
+    EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id)', part, v_name || '_pkey');
+    EXECUTE format('CREATE INDEX %I ON %s (user_id, occurred_at) WHERE user_id IS NOT NULL', v_name || '_user_time', part);
+    EXECUTE format('CREATE INDEX %I ON %s (product_id, occurred_at) WHERE product_id IS NOT NULL', v_name || '_product_time', part);
+    EXECUTE format('CREATE INDEX %I ON %s (writer_xid)', v_name || '_writer_xid', part);
+    EXECUTE format('CREATE INDEX %I ON %s (occurred_at)', v_name || '_occurred', part);
+END $$;
+COMMENT ON FUNCTION popularity_engine.index_log_partition(regclass) IS
+  'Internal: creates the indexes of one partition of product_interactions.';
+
 -- Rows outside every weekly partition (before ensure_partitions() first ran, or backfilled
 -- from before the oldest partition) land here.
 CREATE TABLE popularity_engine.product_interactions_default
     PARTITION OF popularity_engine.product_interactions DEFAULT;
 COMMENT ON TABLE popularity_engine.product_interactions_default IS
   'Interactions outside every weekly partition of product_interactions.';
-ALTER SEQUENCE popularity_engine.product_interactions_id_seq
-    OWNED BY popularity_engine.product_interactions.id;
-CREATE INDEX product_interactions_user_time
-    ON popularity_engine.product_interactions (user_id, occurred_at) WHERE user_id IS NOT NULL;
-CREATE INDEX product_interactions_product_time
-    ON popularity_engine.product_interactions (product_id, occurred_at) WHERE product_id IS NOT NULL;
-CREATE INDEX product_interactions_writer_xid
-    ON popularity_engine.product_interactions (writer_xid);
+SELECT popularity_engine.index_log_partition('popularity_engine.product_interactions_default');
 
 COMMENT ON TABLE popularity_engine.product_interactions IS
   'The raw interaction log, one row per tracked event. Write it through track(), track_batch(), track_order() and track_search_click(), never directly.';

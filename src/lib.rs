@@ -47,7 +47,11 @@ extension_sql_file!(
     name = "maintenance",
     requires = ["personalization", gucs::retention_seconds]
 );
-extension_sql_file!("../sql/operations.sql", name = "operations", requires = ["maintenance"]);
+extension_sql_file!(
+    "../sql/operations.sql",
+    name = "operations",
+    requires = ["maintenance", "popular_products"]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[allow(non_snake_case)]
