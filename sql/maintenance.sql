@@ -66,13 +66,12 @@ END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.ensure_partitions(timestamptz, integer) IS
   'Creates the weekly partitions of product_interactions from the week of `since` (default: this week) to weeks_ahead weeks ahead; rows already in the default partition for a new week are moved into it. Returns how many partitions it created. cleanup_interactions() calls it.';
-REVOKE EXECUTE ON FUNCTION popularity_engine.ensure_partitions(timestamptz, integer) FROM PUBLIC;
 
-CREATE PROCEDURE popularity_engine.cleanup_interactions(retention interval DEFAULT NULL)
+CREATE FUNCTION popularity_engine.cleanup_interactions_step(
+    retention interval, OUT processed bigint, OUT more boolean, OUT note text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $proc$
 #variable_conflict use_variable
 DECLARE
-    v_started   timestamptz := clock_timestamp();
     v_keep      interval;
     v_cutoff    timestamptz;
     v_part      record;
@@ -133,16 +132,25 @@ BEGIN
     DELETE FROM popularity_engine.search_hourly WHERE bucket_hour < v_cutoff;
     DELETE FROM popularity_engine.job_runs WHERE started_at < now() - greatest(v_keep, interval '30 days');
 
-    INSERT INTO popularity_engine.job_runs (job, started_at, finished_at, status, rows_processed, message)
-    VALUES ('cleanup_interactions', v_started, clock_timestamp(), 'success', v_rows,
-            format('kept %s; dropped %s partitions, %s rows older than %s; created %s partitions%s',
+    processed := v_rows;
+    more := false;
+    note := format('kept %s; dropped %s partitions, %s rows older than %s; created %s partitions%s',
                    v_keep, v_dropped, v_rows, v_cutoff, v_created,
-                   CASE WHEN cardinality(v_kept) > 0 THEN '; waiting for a refresh: ' || array_to_string(v_kept, ', ') ELSE '' END));
+                   CASE WHEN cardinality(v_kept) > 0 THEN '; waiting for a refresh: ' || array_to_string(v_kept, ', ') ELSE '' END);
+END
+$proc$;
+COMMENT ON FUNCTION popularity_engine.cleanup_interactions_step(interval) IS
+  'Internal: the work of cleanup_interactions, in one transaction.';
+
+CREATE PROCEDURE popularity_engine.cleanup_interactions(retention interval DEFAULT NULL)
+LANGUAGE plpgsql AS $proc$
+BEGIN
+    CALL popularity_engine.run_job('cleanup_interactions',
+        format('popularity_engine.cleanup_interactions_step(%L::interval)', retention), NULL);
 END
 $proc$;
 COMMENT ON PROCEDURE popularity_engine.cleanup_interactions(interval) IS
   'Retention: creates the partitions of the coming weeks, drops whole weekly partitions of product_interactions older than retention (default: the retention setting; never less than the trending window plus a day) once every row in them is aggregated, and deletes old aggregated searches, idempotency keys and hourly buckets. Aggregates keep their totals. Logs to job_runs.';
-REVOKE EXECUTE ON PROCEDURE popularity_engine.cleanup_interactions(interval) FROM PUBLIC;
 
 CREATE FUNCTION popularity_engine.forget_user(user_id bigint) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
@@ -203,4 +211,3 @@ END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.forget_user(bigint) IS
   'Erases a user: interactions, searches, cart, wishlist, purchases, profile, item weights and affinities. Returns how many rows it removed. Product aggregates keep their totals (trending drops the user''s events at once).';
-REVOKE EXECUTE ON FUNCTION popularity_engine.forget_user(bigint) FROM PUBLIC;

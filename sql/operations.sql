@@ -172,7 +172,6 @@ END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.schedule_jobs(text, text, text, text, text) IS
   'Registers (or updates) the pg_cron jobs: refresh_popularity every 30 minutes, refresh_user_preferences every 5, refresh_item_similarity daily, cleanup_interactions hourly, and a daily cleanup of cron.job_run_details. Schedules can be overridden. Without pg_cron in this database it raises an error whose hint has the exact cron.schedule_in_database() calls to run where pg_cron lives.';
-REVOKE EXECUTE ON FUNCTION popularity_engine.schedule_jobs(text, text, text, text, text) FROM PUBLIC;
 
 CREATE FUNCTION popularity_engine.unschedule_jobs() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
@@ -190,7 +189,6 @@ END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.unschedule_jobs() IS
   'Removes the extension''s pg_cron jobs for this database; returns how many. DROP EXTENSION calls it.';
-REVOKE EXECUTE ON FUNCTION popularity_engine.unschedule_jobs() FROM PUBLIC;
 
 -- DROP EXTENSION (or DROP SCHEMA ... CASCADE) takes the cron jobs with it, in the same transaction.
 CREATE FUNCTION popularity_engine.unschedule_on_drop() RETURNS event_trigger

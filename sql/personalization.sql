@@ -1,24 +1,29 @@
 -- popularity_engine: item similarity job and the read-only personalization lookups.
 
-CREATE PROCEDURE popularity_engine.refresh_item_similarity()
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $proc$
-DECLARE
-    v_started timestamptz := clock_timestamp();
-    v_pairs   bigint;
+CREATE FUNCTION popularity_engine.refresh_item_similarity_step(
+    OUT processed bigint, OUT more boolean, OUT note text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     -- one run at a time; a second one waits and then recomputes from fresh data
     PERFORM pg_advisory_xact_lock(hashtext('popularity_engine.refresh_item_similarity'));
-    v_pairs := popularity_engine.compute_item_similarity();
-    INSERT INTO popularity_engine.job_runs (job, started_at, finished_at, status, rows_processed, message)
-    VALUES ('refresh_item_similarity', v_started, clock_timestamp(), 'success', v_pairs,
-            format('%s similar-product pairs (top %s per product)', v_pairs,
-                   current_setting('popularity_engine.similarity_top_k')));
+    processed := popularity_engine.compute_item_similarity();
+    more := false;
+    note := format('%s similar-product pairs (top %s per product)', processed,
+                   current_setting('popularity_engine.similarity_top_k'));
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.refresh_item_similarity_step() IS
+  'Internal: the work of refresh_item_similarity, in one transaction.';
+
+CREATE PROCEDURE popularity_engine.refresh_item_similarity()
+LANGUAGE plpgsql AS $proc$
+BEGIN
+    CALL popularity_engine.run_job('refresh_item_similarity',
+        'popularity_engine.refresh_item_similarity_step()', NULL);
 END
 $proc$;
 COMMENT ON PROCEDURE popularity_engine.refresh_item_similarity() IS
   'Recomputes item_similarity: the top similarity_top_k products per product by cosine similarity of co-interactions (from user_item_weights, kept by refresh_user_preferences). Logs to job_runs.';
-REVOKE EXECUTE ON PROCEDURE popularity_engine.refresh_item_similarity() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION popularity_engine.compute_item_similarity() FROM PUBLIC;
 
 CREATE FUNCTION popularity_engine.checked_limit(n integer, max_n integer, caller text) RETURNS integer
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$

@@ -216,7 +216,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION popularity_engine.rebase_if_restored() IS
   'Internal: re-anchors exactly-once aggregation after a restore into another cluster (transaction ids restart there).';
-REVOKE EXECUTE ON FUNCTION popularity_engine.rebase_if_restored() FROM PUBLIC;
 
 -- The WHERE clause (over alias t) that selects log rows not aggregated as of the stored state,
 -- written so that the writer_xid index serves it: xids at or after the snapshot's xmax, or in
@@ -235,3 +234,15 @@ SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION popularity_engine.unaggregated_rows_clause(bigint, pg_snapshot, pg_snapshot, xid8) IS
   'Internal: SQL condition selecting the log rows (alias t) that the stored refresh state has not aggregated yet.';
+
+-- The snapshot `snap` cut at xid `bound`: what it shows of the transactions before bound. Used
+-- when a refresh step stops at a transaction boundary; with bound = xmax it is snap itself.
+CREATE FUNCTION popularity_engine.snapshot_cut(snap pg_snapshot, bound xid8) RETURNS pg_snapshot
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN bound >= pg_snapshot_xmax(snap) THEN snap ELSE
+        format('%s:%s:%s', least(pg_snapshot_xmin(snap), bound), bound,
+               (SELECT string_agg(x::text, ',' ORDER BY x) FROM pg_snapshot_xip(snap) AS x WHERE x < bound))::pg_snapshot
+    END
+$$;
+COMMENT ON FUNCTION popularity_engine.snapshot_cut(pg_snapshot, xid8) IS
+  'Internal: the snapshot restricted to transactions before bound (xmax = bound).';

@@ -11,11 +11,14 @@
 -- backwards or jumps by more than the window, when H, W or the weights change, and when
 -- (as_of - L) exceeds 60 half-lives (before 2^x could lose range).
 
-CREATE PROCEDURE popularity_engine.refresh_popularity(as_of timestamptz DEFAULT now())
+-- One transaction's worth of refresh_popularity: at most about max_rows new log rows (whole
+-- writing transactions; NULL = everything). `more` says whether rows are left for another step.
+CREATE FUNCTION popularity_engine.refresh_popularity_step(
+    as_of timestamptz, max_rows bigint,
+    OUT processed bigint, OUT more boolean, OUT note text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $proc$
 #variable_conflict use_variable
 DECLARE
-    v_started   timestamptz := clock_timestamp();
     v_state     popularity_engine.refresh_state;
     v_snap      pg_snapshot;
     v_own_xid   xid8 := pg_current_xact_id_if_assigned();
@@ -28,6 +31,9 @@ DECLARE
     v_landmark  timestamptz;
     v_full      boolean;
     v_reason    text;
+    v_bound     xid8;
+    v_waited    timestamptz;
+    v_waited_note text := '';
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'popularity_engine.refresh_popularity: as_of must be a finite timestamp'
@@ -37,7 +43,13 @@ BEGIN
     PERFORM popularity_engine.rebase_if_restored();
 
     -- One refresh at a time: a second one waits here, then sees what the first committed.
-    SELECT * INTO v_state FROM popularity_engine.refresh_state FOR UPDATE;
+    SELECT * INTO v_state FROM popularity_engine.refresh_state FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        v_waited := clock_timestamp();
+        SELECT * INTO v_state FROM popularity_engine.refresh_state FOR UPDATE;
+        v_waited_note := format('waited %s s for a concurrent refresh; ',
+                                round(extract(epoch FROM clock_timestamp() - v_waited)::numeric, 3));
+    END IF;
 
     CREATE TEMP TABLE pe_delta (
         product_id bigint, interaction_type popularity_engine.interaction_type,
@@ -47,28 +59,42 @@ BEGIN
 
     -- Read both logs and capture the snapshot in ONE statement: exactly what it sees is aggregated.
     -- Rows of this very transaction are left for a refresh after it commits (it may add more).
+    -- With max_rows, the step stops at a transaction boundary (xid `bound`): rows written by
+    -- transactions at or after it wait for the next step, and the stored snapshot is cut there.
     EXECUTE format($sql$
         WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+        bound AS MATERIALIZED (
+            SELECT coalesce(
+                CASE WHEN $1::int8 IS NOT NULL THEN
+                    (SELECT t.writer_xid FROM popularity_engine.product_interactions t
+                      WHERE t.id > %3$s AND (%1$s) ORDER BY t.writer_xid OFFSET $1 LIMIT 1) END,
+                pg_snapshot_xmax((SELECT s FROM snap))) AS b),
         moved AS (
             INSERT INTO pg_temp.pe_delta
             SELECT t.product_id, t.interaction_type, t.event_value, t.occurred_at,
                    NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
               FROM popularity_engine.product_interactions t
              WHERE t.product_id IS NOT NULL AND (%1$s)
+               AND (t.id <= %3$s OR t.writer_xid < (SELECT b FROM bound))
             RETURNING 1),
         searched AS (
             INSERT INTO pg_temp.pe_search_delta
             SELECT r.product_id, t.occurred_at
               FROM popularity_engine.search_interactions t
              CROSS JOIN LATERAL unnest(t.result_product_ids) AS r(product_id)
-             WHERE (%2$s)
+             WHERE (%2$s) AND (t.id <= %4$s OR t.writer_xid < (SELECT b FROM bound))
             RETURNING 1)
-        SELECT (SELECT s FROM snap), (SELECT count(*) FROM moved), (SELECT count(*) FROM searched)$sql$,
+        SELECT (SELECT s FROM snap), (SELECT b FROM bound),
+               (SELECT count(*) FROM moved), (SELECT count(*) FROM searched)$sql$,
         popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
             v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
         popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid))
-    INTO v_snap, v_new, v_searches;
+            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
+        v_state.legacy_interaction_id_floor, v_state.legacy_search_id_floor)
+    USING max_rows
+    INTO v_snap, v_bound, v_new, v_searches;
+    more := v_bound < pg_snapshot_xmax(v_snap);
+    v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
 
     -- The stored snapshot must treat this transaction as still running, so that its rows are
     -- picked up by the first refresh after it commits (an xid at or past xmax already is).
@@ -250,22 +276,32 @@ BEGIN
     UPDATE popularity_engine.refresh_state
        SET aggregated_snapshot = v_snap,
            legacy_snapshot = NULL,
-           as_of = refresh_popularity.as_of,
+           as_of = refresh_popularity_step.as_of,
            landmark = v_landmark,
            trending_half_life = make_interval(secs => v_h),
            trending_window = v_window,
            weights_signature = v_sig,
            last_refresh = clock_timestamp();
 
-    INSERT INTO popularity_engine.job_runs (job, started_at, finished_at, status, rows_processed, message)
-    VALUES ('refresh_popularity', v_started, clock_timestamp(), 'success', v_new + v_searches,
-            format('%s interactions and %s search results aggregated; trending %s',
-                   v_new, v_searches, coalesce('rebuilt (' || v_reason || ')', 'updated incrementally')));
+    processed := v_new + v_searches;
+    note := format('%s%s interactions and %s search results aggregated; trending %s', v_waited_note,
+                   v_new, v_searches, coalesce('rebuilt (' || v_reason || ')', 'updated incrementally'));
 END
 $proc$;
-COMMENT ON PROCEDURE popularity_engine.refresh_popularity(timestamptz) IS
-  'Aggregates every committed interaction and search exactly once into product_popularity (counters, popularity_score, trending_score at as_of) and the hourly buckets. Incremental, idempotent, safe to run concurrently with writers and with itself (a second run waits). Logs to job_runs.';
-REVOKE EXECUTE ON PROCEDURE popularity_engine.refresh_popularity(timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION popularity_engine.refresh_popularity_step(timestamptz, bigint) IS
+  'Internal: one transaction of refresh_popularity (at most about max_rows new rows, whole transactions).';
+
+CREATE PROCEDURE popularity_engine.refresh_popularity(
+    as_of timestamptz DEFAULT now(), max_rows bigint DEFAULT 1000000)
+LANGUAGE plpgsql AS $proc$
+BEGIN
+    CALL popularity_engine.run_job('refresh_popularity',
+        format('popularity_engine.refresh_popularity_step(%L::timestamptz, $1)', as_of), max_rows);
+END
+$proc$;
+COMMENT ON PROCEDURE popularity_engine.refresh_popularity(timestamptz, bigint) IS
+  'Aggregates every committed interaction and search exactly once into product_popularity (counters, popularity_score, trending_score at as_of) and the hourly buckets. Incremental, idempotent, safe to run concurrently with writers and with itself (a second run waits, and says so in job_runs). Called on its own (as pg_cron does), it works through a backlog in transactions of about max_rows rows that commit one by one; inside a transaction block it does everything in that transaction. Logs every run, and every error, to job_runs.';
+
 
 CREATE FUNCTION popularity_engine.aggregation_lag(
     OUT pending_interactions bigint, OUT pending_searches bigint,

@@ -9,11 +9,13 @@ $$;
 COMMENT ON FUNCTION popularity_engine.affinity_weights_signature() IS
   'Internal: fingerprint of the affinity weights, to notice edits between preference refreshes.';
 
-CREATE PROCEDURE popularity_engine.refresh_user_preferences(as_of timestamptz DEFAULT now())
+-- One transaction's worth of refresh_user_preferences (see refresh_popularity_step).
+CREATE FUNCTION popularity_engine.refresh_user_preferences_step(
+    as_of timestamptz, max_rows bigint,
+    OUT processed bigint, OUT more boolean, OUT note text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $proc$
 #variable_conflict use_variable
 DECLARE
-    v_started  timestamptz := clock_timestamp();
     v_state    popularity_engine.preference_state;
     v_floors   popularity_engine.refresh_state;
     v_snap     pg_snapshot;
@@ -23,13 +25,21 @@ DECLARE
     v_sig      text := popularity_engine.affinity_weights_signature();
     v_landmark timestamptz;
     v_rebuild  text;
+    v_bound    xid8;
+    v_waited_note text := '';
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'popularity_engine.refresh_user_preferences: as_of must be a finite timestamp'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM popularity_engine.rebase_if_restored();
-    SELECT * INTO v_state FROM popularity_engine.preference_state FOR UPDATE;
+    SELECT * INTO v_state FROM popularity_engine.preference_state FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        v_waited_note := clock_timestamp()::text;
+        SELECT * INTO v_state FROM popularity_engine.preference_state FOR UPDATE;
+        v_waited_note := format('waited %s s for a concurrent refresh; ',
+            round(extract(epoch FROM clock_timestamp() - v_waited_note::timestamptz)::numeric, 3));
+    END IF;
     SELECT * INTO v_floors FROM popularity_engine.refresh_state;
 
     CREATE TEMP TABLE pe_user_delta (
@@ -37,9 +47,16 @@ BEGIN
         category text, brand text
     ) ON COMMIT DROP;
 
-    -- New rows and the snapshot, in one statement (see refresh_popularity).
+    -- New rows and the snapshot, in one statement, cut at a transaction boundary after about
+    -- max_rows rows (see refresh_popularity_step).
     EXECUTE format($sql$
         WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+        bound AS MATERIALIZED (
+            SELECT coalesce(
+                CASE WHEN $1::int8 IS NOT NULL THEN
+                    (SELECT t.writer_xid FROM popularity_engine.product_interactions t
+                      WHERE t.id > %2$s AND (%1$s) ORDER BY t.writer_xid OFFSET $1 LIMIT 1) END,
+                pg_snapshot_xmax((SELECT s FROM snap))) AS b),
         moved AS (
             INSERT INTO pg_temp.pe_user_delta
             SELECT t.user_id, t.product_id, t.occurred_at,
@@ -49,12 +66,17 @@ BEGIN
               FROM popularity_engine.product_interactions t
               JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
               LEFT JOIN popularity_engine.catalog c ON c.product_id = t.product_id
-             WHERE t.user_id IS NOT NULL AND t.product_id IS NOT NULL AND (%s)
+             WHERE t.user_id IS NOT NULL AND t.product_id IS NOT NULL AND (%1$s)
+               AND (t.id <= %2$s OR t.writer_xid < (SELECT b FROM bound))
             RETURNING 1)
-        SELECT (SELECT s FROM snap), (SELECT count(*) FROM moved)$sql$,
+        SELECT (SELECT s FROM snap), (SELECT b FROM bound), (SELECT count(*) FROM moved)$sql$,
         popularity_engine.unaggregated_rows_clause(v_floors.legacy_interaction_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid))
-    INTO v_snap, v_new;
+            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
+        v_floors.legacy_interaction_id_floor)
+    USING max_rows
+    INTO v_snap, v_bound, v_new;
+    more := v_bound < pg_snapshot_xmax(v_snap);
+    v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
     IF v_own_xid IS NOT NULL AND v_own_xid < pg_snapshot_xmax(v_snap) THEN
         v_snap := format('%s:%s:%s',
                          least(pg_snapshot_xmin(v_snap), v_own_xid), pg_snapshot_xmax(v_snap),
@@ -130,18 +152,27 @@ BEGIN
     UPDATE popularity_engine.preference_state
        SET aggregated_snapshot = v_snap,
            legacy_snapshot = NULL,
-           as_of = refresh_user_preferences.as_of,
+           as_of = refresh_user_preferences_step.as_of,
            landmark = v_landmark,
            half_life = make_interval(secs => v_h),
            weights_signature = v_sig,
            last_refresh = clock_timestamp();
 
-    INSERT INTO popularity_engine.job_runs (job, started_at, finished_at, status, rows_processed, message)
-    VALUES ('refresh_user_preferences', v_started, clock_timestamp(), 'success', v_new,
-            format('%s interactions aggregated into user preferences%s', v_new,
-                   coalesce('; rebuilt from the log (' || v_rebuild || ')', '')));
+    processed := v_new;
+    note := format('%s%s interactions aggregated into user preferences%s', v_waited_note, v_new,
+                   coalesce('; rebuilt from the log (' || v_rebuild || ')', ''));
 END
 $proc$;
-COMMENT ON PROCEDURE popularity_engine.refresh_user_preferences(timestamptz) IS
-  'Aggregates every committed interaction exactly once into user_profiles, user_item_weights and the category/brand affinities of user_preferences (decayed with preference_half_life, evaluated at as_of). Incremental; an affinity-weight or half-life edit rebuilds from the retained log. Logs to job_runs.';
-REVOKE EXECUTE ON PROCEDURE popularity_engine.refresh_user_preferences(timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION popularity_engine.refresh_user_preferences_step(timestamptz, bigint) IS
+  'Internal: one transaction of refresh_user_preferences.';
+
+CREATE PROCEDURE popularity_engine.refresh_user_preferences(
+    as_of timestamptz DEFAULT now(), max_rows bigint DEFAULT 1000000)
+LANGUAGE plpgsql AS $proc$
+BEGIN
+    CALL popularity_engine.run_job('refresh_user_preferences',
+        format('popularity_engine.refresh_user_preferences_step(%L::timestamptz, $1)', as_of), max_rows);
+END
+$proc$;
+COMMENT ON PROCEDURE popularity_engine.refresh_user_preferences(timestamptz, bigint) IS
+  'Aggregates every committed interaction exactly once into user_profiles, user_item_weights and the category/brand affinities of user_preferences (decayed with preference_half_life, evaluated at as_of). Incremental, in transactions of about max_rows rows when called on its own; an affinity-weight or half-life edit rebuilds from the retained log. Logs every run and error to job_runs.';

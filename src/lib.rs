@@ -21,10 +21,11 @@ extension_sql_file!(
     name = "popularity",
     requires = ["schema", cluster::system_identifier]
 );
+extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["popularity"]);
 extension_sql_file!(
     "../sql/refresh_popularity.sql",
     name = "refresh_popularity",
-    requires = ["popularity", gucs::trending_half_life_seconds, gucs::trending_window_seconds]
+    requires = ["jobs", gucs::trending_half_life_seconds, gucs::trending_window_seconds]
 );
 extension_sql_file!("../sql/popular_products.sql", name = "popular_products", requires = ["refresh_popularity"]);
 extension_sql_file!(
