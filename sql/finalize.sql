@@ -28,6 +28,9 @@ COMMENT ON FUNCTION popularity_engine.rank_products(bigint, bigint[], double pre
 COMMENT ON FUNCTION popularity_engine.retention_seconds() IS
   'The popularity_engine.retention setting in seconds.';
 
+COMMENT ON FUNCTION popularity_engine.may_commit() IS
+  'Internal: whether the calling procedure may COMMIT (its CALL is not inside a transaction block or a function).';
+
 -- Least privilege ------------------------------------------------------------------------------
 -- Nothing in the schema is executable by PUBLIC; the two roles get exactly what they need.
 -- The raw log and the state tables are readable by neither role: the read functions and views

@@ -7,15 +7,6 @@
 -- pin their own search_path, and otherwise only text concatenation and comparisons from
 -- pg_catalog, which is searched first unless a caller explicitly puts it last.
 
-CREATE FUNCTION popularity_engine.at_transaction_start() RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    -- true for a CALL that opened its own transaction (pg_cron, psql in autocommit): such a
-    -- call may COMMIT between steps; inside a BEGIN ... COMMIT block it may not
-    SELECT statement_timestamp() = transaction_timestamp()
-$$;
-COMMENT ON FUNCTION popularity_engine.at_transaction_start() IS
-  'Internal: whether the current statement started its transaction, i.e. whether a procedure it runs may commit.';
-
 CREATE FUNCTION popularity_engine.record_job_run(
     job text, started_at timestamptz, status text, rows_processed bigint, message text)
 RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -51,7 +42,7 @@ CREATE PROCEDURE popularity_engine.run_job(job text, step_call text, max_rows bi
 LANGUAGE plpgsql AS $proc$
 DECLARE
     v_started   timestamptz := clock_timestamp();
-    v_commit    boolean := popularity_engine.at_transaction_start();
+    v_commit    boolean := popularity_engine.may_commit();
     v_step      record;
     v_steps     integer := 0;
     v_processed bigint := 0;

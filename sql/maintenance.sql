@@ -33,28 +33,28 @@ BEGIN
         SELECT w FROM generate_series(
                    date_trunc('week', coalesce(since, now()), 'UTC'),
                    date_trunc('week', now(), 'UTC') + make_interval(weeks => weeks_ahead),
-                   interval '1 week') AS w
+                   interval '168 hours') AS w
     LOOP
         v_name := 'product_interactions_p' || to_char(v_week AT TIME ZONE 'UTC', 'YYYYMMDD');
         CONTINUE WHEN to_regclass('popularity_engine.' || quote_ident(v_name)) IS NOT NULL;
         IF EXISTS (SELECT 1 FROM popularity_engine.product_interactions_default
-                    WHERE occurred_at >= v_week AND occurred_at < v_week + interval '1 week') THEN
+                    WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours') THEN
             -- move those rows (writer_xid and ids unchanged, so aggregation is unaffected)
             LOCK TABLE popularity_engine.product_interactions IN ACCESS EXCLUSIVE MODE;
             CREATE TEMP TABLE pe_moving ON COMMIT DROP AS
                 SELECT * FROM popularity_engine.product_interactions_default
-                 WHERE occurred_at >= v_week AND occurred_at < v_week + interval '1 week';
+                 WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours';
             DELETE FROM popularity_engine.product_interactions_default
-             WHERE occurred_at >= v_week AND occurred_at < v_week + interval '1 week';
+             WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours';
             EXECUTE format('CREATE TABLE popularity_engine.%I PARTITION OF popularity_engine.product_interactions
-                            FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '1 week');
+                            FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '168 hours');
             INSERT INTO popularity_engine.product_interactions SELECT * FROM pg_temp.pe_moving;
             GET DIAGNOSTICS v_moved = ROW_COUNT;
             DROP TABLE pg_temp.pe_moving;
             RAISE NOTICE 'popularity_engine: moved % rows from the default partition into %', v_moved, v_name;
         ELSE
             EXECUTE format('CREATE TABLE popularity_engine.%I PARTITION OF popularity_engine.product_interactions
-                            FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '1 week');
+                            FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '168 hours');
         END IF;
         PERFORM popularity_engine.index_log_partition(('popularity_engine.' || quote_ident(v_name))::regclass);
         EXECUTE format('COMMENT ON TABLE popularity_engine.%I IS %L', v_name,

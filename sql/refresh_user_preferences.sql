@@ -52,11 +52,14 @@ BEGIN
     EXECUTE format($sql$
         WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
         bound AS MATERIALIZED (
-            SELECT coalesce(
-                CASE WHEN $1::int8 IS NOT NULL THEN
-                    (SELECT t.writer_xid FROM popularity_engine.product_interactions t
-                      WHERE t.id > %2$s AND (%1$s) ORDER BY t.writer_xid OFFSET $1 LIMIT 1) END,
-                pg_snapshot_xmax((SELECT s FROM snap))) AS b),
+            -- the first transaction after the one holding the max_rows-th new row
+            SELECT CASE WHEN $1::int8 IS NULL THEN pg_snapshot_xmax((SELECT s FROM snap)) ELSE coalesce(
+                (SELECT min(t.writer_xid) FROM popularity_engine.product_interactions t
+                  WHERE t.id > %2$s AND (%1$s)
+                    AND t.writer_xid > (SELECT t.writer_xid FROM popularity_engine.product_interactions t
+                                         WHERE t.id > %2$s AND (%1$s)
+                                         ORDER BY t.writer_xid OFFSET greatest($1 - 1, 0) LIMIT 1)),
+                pg_snapshot_xmax((SELECT s FROM snap))) END AS b),
         moved AS (
             INSERT INTO pg_temp.pe_user_delta
             SELECT t.user_id, t.product_id, t.occurred_at,

@@ -11,6 +11,7 @@ mod ranking;
 mod similarity;
 mod spi_util;
 mod tracking;
+mod transactions;
 mod validation;
 
 ::pgrx::pg_module_magic!();
@@ -21,7 +22,7 @@ extension_sql_file!(
     name = "popularity",
     requires = ["schema", cluster::system_identifier]
 );
-extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["popularity"]);
+extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["popularity", transactions::may_commit]);
 extension_sql_file!(
     "../sql/refresh_popularity.sql",
     name = "refresh_popularity",
