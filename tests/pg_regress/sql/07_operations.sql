@@ -100,10 +100,12 @@ SELECT (SELECT count(*) FROM popularity_engine.product_interactions WHERE user_i
      + (SELECT count(*) FROM popularity_engine.user_profiles WHERE user_id = 8)
      + (SELECT count(*) FROM popularity_engine.user_item_weights WHERE user_id = 8)
      + (SELECT count(*) FROM popularity_engine.user_affinity_sums WHERE user_id = 8) AS rows_left;
-SELECT product_id, cart_add_count, order_count, trending_score FROM popularity_engine.product_popularity
+SELECT product_id, cart_add_count, order_count, round(trending_score::numeric, 3) AS trending_score
+  FROM popularity_engine.product_popularity
  WHERE product_id = 30;
 CALL popularity_engine.refresh_popularity();
-SELECT product_id, cart_add_count, order_count, trending_score FROM popularity_engine.product_popularity
+SELECT product_id, cart_add_count, order_count, round(trending_score::numeric, 3) AS trending_score
+  FROM popularity_engine.product_popularity
  WHERE product_id = 30;
 SELECT pg_temp.try($$SELECT popularity_engine.forget_user(0)$$);
 
