@@ -2,6 +2,8 @@
 -- without pg_cron, views, forget_user, settings.
 DROP EXTENSION IF EXISTS popularity_engine;
 CREATE EXTENSION popularity_engine;
+-- the notices name partitions after today's date
+SET client_min_messages = warning;
 CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE sql;
