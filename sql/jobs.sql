@@ -2,10 +2,9 @@
 -- one transaction's worth of work and says whether more is left; run_job calls steps until done,
 -- committing between them when it may, and records every run and every error in job_runs.
 --
--- run_job is a procedure without SECURITY DEFINER and without a SET clause because PostgreSQL
--- forbids COMMIT in procedures that have either. It calls only schema-qualified functions that
--- pin their own search_path, and otherwise only text concatenation and comparisons from
--- pg_catalog, which is searched first unless a caller explicitly puts it last.
+-- run_job (and the public procedures that call it) have no SECURITY DEFINER and no SET clause
+-- because PostgreSQL forbids COMMIT in procedures with either. So they run with the caller's
+-- search_path: every function and operator they use is schema-qualified.
 
 CREATE FUNCTION popularity_engine.record_job_run(
     job text, started_at timestamptz, status text, rows_processed bigint, message text)
@@ -41,7 +40,7 @@ COMMENT ON FUNCTION popularity_engine.raise_job_error(text, text, text, text, te
 CREATE PROCEDURE popularity_engine.run_job(job text, step_call text, max_rows bigint)
 LANGUAGE plpgsql AS $proc$
 DECLARE
-    v_started   timestamptz := clock_timestamp();
+    v_started   timestamptz := pg_catalog.clock_timestamp();
     v_commit    boolean := popularity_engine.may_commit();
     v_step      record;
     v_steps     integer := 0;
@@ -54,22 +53,22 @@ DECLARE
 BEGIN
     LOOP
         BEGIN
-            EXECUTE 'SELECT * FROM ' || step_call INTO v_step
+            EXECUTE 'SELECT * FROM ' OPERATOR(pg_catalog.||) step_call INTO v_step
               USING CASE WHEN v_commit THEN max_rows END;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
                                     v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
         END;
         EXIT WHEN v_state IS NOT NULL;
-        v_steps := v_steps + 1;
-        v_processed := v_processed + v_step.processed;
+        v_steps := v_steps OPERATOR(pg_catalog.+) 1;
+        v_processed := v_processed OPERATOR(pg_catalog.+) v_step.processed;
         v_first := coalesce(v_first, v_step.note);
         EXIT WHEN NOT v_step.more;
         COMMIT;
     END LOOP;
     IF v_state IS NOT NULL THEN
         PERFORM popularity_engine.record_job_run(job, v_started, 'error', v_processed,
-            v_state || ': ' || v_message);
+            v_state OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) v_message);
         IF v_commit THEN
             COMMIT;  -- keep the error row, then fail the call (pg_cron records the failure too)
         END IF;

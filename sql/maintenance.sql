@@ -146,7 +146,7 @@ CREATE PROCEDURE popularity_engine.cleanup_interactions(retention interval DEFAU
 LANGUAGE plpgsql AS $proc$
 BEGIN
     CALL popularity_engine.run_job('cleanup_interactions',
-        format('popularity_engine.cleanup_interactions_step(%L::interval)', retention), NULL);
+        pg_catalog.format('popularity_engine.cleanup_interactions_step(%L::pg_catalog.interval)', retention), NULL);
 END
 $proc$;
 COMMENT ON PROCEDURE popularity_engine.cleanup_interactions(interval) IS

@@ -174,7 +174,7 @@ CREATE PROCEDURE popularity_engine.refresh_user_preferences(
 LANGUAGE plpgsql AS $proc$
 BEGIN
     CALL popularity_engine.run_job('refresh_user_preferences',
-        format('popularity_engine.refresh_user_preferences_step(%L::timestamptz, $1)', as_of), max_rows);
+        pg_catalog.format('popularity_engine.refresh_user_preferences_step(%L::pg_catalog.timestamptz, $1)', as_of), max_rows);
 END
 $proc$;
 COMMENT ON PROCEDURE popularity_engine.refresh_user_preferences(timestamptz, bigint) IS
