@@ -37,6 +37,7 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '$DATA'
 shared_preload_libraries = 'pg_cron'
 cron.database_name = '$DB'
+cron.use_background_workers = on
 max_connections = 200
 max_prepared_transactions = 10
 fsync = ${PE_FSYNC:-on}
