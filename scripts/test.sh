@@ -30,6 +30,8 @@ bash scripts/install-deps.sh
 mkdir -p "$WORK" && chmod 1777 "$WORK"
 
 if wants unit; then
+  echo "==> upgrade path"
+  bash scripts/check-upgrade-path.sh
   echo "==> unit tests: cargo pgrx test"
   rm -rf "$WORK/pgrx-test-data"
   logged cargo pgrx test pg15 --runas postgres --pgdata "$WORK/pgrx-test-data"
