@@ -83,6 +83,8 @@ DECLARE
     v_created   integer;
     v_clause    text;
 BEGIN
+    -- one cleanup at a time (two would race to create the same partitions); a second one waits
+    PERFORM pg_advisory_xact_lock(hashtext('popularity_engine.cleanup_interactions'));
     v_keep := coalesce(retention, make_interval(secs => popularity_engine.retention_seconds()));
     IF v_keep < interval '0' THEN
         RAISE EXCEPTION 'popularity_engine.cleanup_interactions: retention % is not allowed: expected a positive interval', v_keep
