@@ -87,4 +87,4 @@ fi
 # One closing line over every layer (only reached when all of them passed).
 rust_tests=$({ grep -aoE "test result: ok\. [0-9]+ passed" "$LOG" || true; } | awk '{s += $4} END {print s + 0}')
 sql_tests=$({ grep -aoE "All [0-9]+ tests passed" "$LOG" || true; } | awk '{s += $2} END {print s + 0}')
-echo "summary: $((rust_tests + sql_tests)) passed, 0 failed"
+echo "summary: $((rust_tests + sql_tests)) passed, 0 failed" | tee target/test-summary.txt

@@ -299,7 +299,7 @@ CREATE PROCEDURE popularity_engine.refresh_popularity(
 LANGUAGE plpgsql AS $proc$
 BEGIN
     CALL popularity_engine.run_job('refresh_popularity',
-        format('popularity_engine.refresh_popularity_step(%L::timestamptz, $1)', as_of), max_rows);
+        pg_catalog.format('popularity_engine.refresh_popularity_step(%L::pg_catalog.timestamptz, $1)', as_of), max_rows);
 END
 $proc$;
 COMMENT ON PROCEDURE popularity_engine.refresh_popularity(timestamptz, bigint) IS

@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# popularity_engine benchmarks: every performance target of the SPEC measured side by side with
+# its baseline, in one run, on a throwaway tuned cluster.
+#
+#   bash bench/run.sh [smoke|small|full]      (default: small)
+#
+# smoke: seconds, for CI (checks that the run produces a results file, never a timing).
+# small: 20k products, 5k users, 200k events.   full: 1M products, 100k users, 10M events.
+# Results: bench/results/<scale>/RESULTS.md (+ growth.png); `full` also updates bench/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCALE=${1:-small}
+case "$SCALE" in
+  smoke) PRODUCTS=2000;    USERS=500;    STAGES="20000 40000 60000";       DURATION=2;  SAMPLES=20 ;;
+  small) PRODUCTS=20000;   USERS=5000;   STAGES="60000 120000 200000";     DURATION=5;  SAMPLES=100 ;;
+  full)  PRODUCTS=1000000; USERS=100000; STAGES="1000000 3000000 10000000"; DURATION=15; SAMPLES=300 ;;
+  *) echo "usage: $0 [smoke|small|full]" >&2; exit 2 ;;
+esac
+DAYS=90
+FINAL_EVENTS=${STAGES##* }
+OUT=bench/results/$SCALE
+mkdir -p "$OUT"
+RESULTS=$OUT/RESULTS.md
+# files psql and pgbench read or write run as the postgres user: keep them under /tmp
+DATA=/tmp/popularity_engine/bench-work
+mkdir -p "$DATA" && chmod 1777 /tmp/popularity_engine "$DATA"
+
+export PE_PORT=${BENCH_PORT:-28830}
+export PE_DATA=/tmp/popularity_engine/bench-cluster-$PE_PORT
+export PE_DB=pe_bench
+export PE_CONF="shared_buffers = 2GB
+work_mem = 64MB
+maintenance_work_mem = 1GB
+max_wal_size = 16GB
+checkpoint_timeout = 30min
+max_parallel_workers_per_gather = 2
+jit = off"
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PG_BIN/pg_config
+
+q() { scripts/pgcluster.sh psql -d "$PE_DB" -tA "$@"; }
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc -l; }
+fmt() { printf '%.*f' "${2:-2}" "$1"; }
+ratio() { echo "$1 / $2" | bc -l; }
+row() { echo "| $* |" >> "$RESULTS"; }
+
+echo "==> installing dependencies and a release build"
+bash scripts/install-deps.sh
+command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq bc >/dev/null; }
+cargo pgrx install --release --pg-config "$PG_CONFIG" > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+
+echo "==> starting a tuned throwaway cluster on 127.0.0.1:$PE_PORT"
+scripts/pgcluster.sh destroy
+scripts/pgcluster.sh start
+trap 'scripts/pgcluster.sh stop' EXIT
+q -c "CREATE EXTENSION popularity_engine" >/dev/null
+q -f bench/helpers.sql >/dev/null
+
+cat > "$RESULTS" <<EOF
+# popularity_engine benchmark results ($SCALE)
+
+- date: $(date -u '+%Y-%m-%d %H:%M UTC')
+- machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+- PostgreSQL: $($PG_BIN/postgres --version | cut -d' ' -f3); extension built with \`cargo pgrx install --release\`
+- scale: $PRODUCTS products, $USERS users, $FINAL_EVENTS events over $DAYS days (Zipf product popularity and user activity)
+- cluster: shared_buffers 2GB, work_mem 64MB, fsync and synchronous_commit on
+
+All figures come from this one run, on this machine, each next to its baseline.
+
+EOF
+
+# --- 1. Data, in stages, measuring refresh cost against history size --------------------------
+echo "==> generating data and measuring refresh growth"
+{
+  echo "## Refresh cost vs history size (fixed $((FINAL_EVENTS / 100)) new events)"
+  echo
+  echo "| history (events) | generate (s) | first full refresh (s) | incremental refresh, 1 % new (s) | refresh with nothing new (ms) | full recomputation, plain SQL (s) | incremental speed-up |"
+  echo "|---|---|---|---|---|---|---|"
+} >> "$RESULTS"
+loaded=0
+first=1
+echo "events incremental_s nothing_new_ms full_s" > "$OUT/growth.tsv"
+for target in $STAGES; do
+  add=$((target - loaded))
+  t=$(now)
+  q -v products="$PRODUCTS" -v users="$USERS" -v events="$add" -v days="$DAYS" -v seed=0.$((target % 97 + 1)) \
+    -f bench/generate.sql >/dev/null
+  gen=$(since "$t")
+  loaded=$target
+  t=$(now); q -c "CALL popularity_engine.refresh_popularity(max_rows => NULL)" >/dev/null; full_first=$(since "$t")
+  [ $first = 1 ] && first_full=$full_first
+  first=0
+  new=$((FINAL_EVENTS / 100))
+  q -c "CALL bench.add_events($new, $PRODUCTS, $USERS)" >/dev/null
+  t=$(now); q -c "CALL popularity_engine.refresh_popularity(max_rows => NULL)" >/dev/null; incr=$(since "$t")
+  for _ in 1 2 3 4 5; do q -c "CALL popularity_engine.refresh_popularity()" >/dev/null; done
+  nothing=$(q -c "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at) * 1000)
+                    FROM (SELECT * FROM popularity_engine.job_runs WHERE job = 'refresh_popularity' ORDER BY id DESC LIMIT 5) r")
+  q -c "TRUNCATE bench.full_popularity" >/dev/null
+  t=$(now); q -c "CALL bench.full_recompute()" >/dev/null; full=$(since "$t")
+  row "$target | $(fmt "$gen" 1) | $(fmt "$full_first" 1) | $(fmt "$incr" 3) | $(fmt "$nothing" 1) | $(fmt "$full" 2) | $(fmt "$(ratio "$full" "$incr")" 1)×"
+  echo "$target $incr $nothing $full" >> "$OUT/growth.tsv"
+done
+q -c "VACUUM ANALYZE" >/dev/null
+echo >> "$RESULTS"
+full_ratio=$(ratio "$full" "$incr")
+
+# --- 2. Preferences and similarity ------------------------------------------------------------
+echo "==> user preferences and item similarity"
+measure_call() {  # prints "<seconds> <peak resident KiB of the backend>" for one CALL
+  local t
+  printf 'SELECT pg_backend_pid() AS pid \\gset\n%s;\n\\! grep VmHWM /proc/:pid/status > %s\n' \
+    "$1" "$DATA/hwm" > "$DATA/measure.sql"
+  rm -f "$DATA/hwm"
+  t=$(now)
+  scripts/pgcluster.sh psql -d "$PE_DB" -tA -f "$DATA/measure.sql" >/dev/null
+  echo "$(since "$t") $(awk '{print $2}' "$DATA/hwm" 2>/dev/null || echo 0)"
+}
+read -r pref_s pref_kib < <(measure_call "CALL popularity_engine.refresh_user_preferences(max_rows => NULL)")
+read -r sim_s sim_kib < <(measure_call "CALL popularity_engine.refresh_item_similarity()")
+pairs=$(q -c "SELECT count(*) FROM popularity_engine.item_similarity")
+{
+  echo "## Personalization jobs ($FINAL_EVENTS events)"
+  echo
+  echo "| job | time (s) | backend peak RSS (MiB) | output |"
+  echo "|---|---|---|---|"
+  echo "| refresh_user_preferences (first, whole log) | $(fmt "$pref_s" 1) | $((pref_kib / 1024)) | $(q -c "SELECT count(*) FROM popularity_engine.user_profiles") users |"
+  echo "| refresh_item_similarity | $(fmt "$sim_s" 1) | $((sim_kib / 1024)) | $pairs pairs |"
+  echo
+} >> "$RESULTS"
+
+# --- 3. Query latency -------------------------------------------------------------------------
+echo "==> query latency"
+lat() { q -c "SELECT format('%s | %s', round(p50_ms::numeric, 3), round(p99_ms::numeric, 3)) FROM bench.latency(\$q\$$1\$q\$, $SAMPLES, $2)"; }
+warm_users="(SELECT array_agg(user_id) FROM (SELECT user_id FROM popularity_engine.user_profiles WHERE interaction_count >= 20 ORDER BY user_id LIMIT 200) u)"
+cold_users="(SELECT array_agg(g) FROM generate_series($((USERS * 10)), $((USERS * 10 + 199))) g)"
+{
+  echo "## popular_products (n = 20) vs the naive aggregate over the raw log ($SAMPLES runs each)"
+  echo
+  echo "| mode | window | extension p50 / p99 (ms) | naive p50 / p99 (ms) |"
+  echo "|---|---|---|---|"
+} >> "$RESULTS"
+declare -A NAIVE=(
+  [overall]="sum(w.popularity_weight)"
+  [trending]="sum(w.popularity_weight * power(0.5, extract(epoch FROM now() - i.occurred_at) / 3600 / 72)) FILTER (WHERE i.occurred_at > now() - interval '7 days')"
+  [most_viewed]="count(*) FILTER (WHERE w.counter = 'view_count')"
+  [most_carted]="count(*) FILTER (WHERE w.counter = 'cart_add_count')"
+  [most_ordered]="count(*) FILTER (WHERE w.counter = 'order_count')"
+  [most_searched]="count(*) FILTER (WHERE w.counter = 'search_click_count')"
+  [most_wishlisted]="count(*) FILTER (WHERE w.counter = 'wishlist_count')"
+  [top_rated]="avg(i.event_value) FILTER (WHERE w.counter = 'review_count')"
+)
+for mode in overall trending most_viewed most_carted most_ordered most_searched most_wishlisted top_rated; do
+  for window in none "1 day" "7 days"; do
+    if [ "$window" = none ]; then
+      ext="SELECT * FROM popularity_engine.popular_products('$mode', n => 20)"
+      naive="SELECT i.product_id, ${NAIVE[$mode]} AS s FROM popularity_engine.product_interactions i JOIN popularity_engine.interaction_weights w USING (interaction_type) WHERE i.product_id IS NOT NULL GROUP BY 1 ORDER BY 2 DESC NULLS LAST, 1 LIMIT 20"
+    else
+      ext="SELECT * FROM popularity_engine.popular_products('$mode', interval '$window', n => 20)"
+      naive="SELECT i.product_id, ${NAIVE[$mode]} AS s FROM popularity_engine.product_interactions i JOIN popularity_engine.interaction_weights w USING (interaction_type) WHERE i.product_id IS NOT NULL AND i.occurred_at >= now() - interval '$window' GROUP BY 1 ORDER BY 2 DESC NULLS LAST, 1 LIMIT 20"
+    fi
+    naive_runs=$(( SAMPLES / 10 > 3 ? SAMPLES / 10 : 3 ))
+    e=$(lat "$ext" "ARRAY[0]::bigint[]")
+    n=$(q -c "SELECT format('%s | %s', round(p50_ms::numeric, 3), round(p99_ms::numeric, 3)) FROM bench.latency(\$q\$$naive\$q\$, $naive_runs)")
+    row "$mode | $window | ${e/|//} | ${n/|//}"
+    [ "$mode" = overall ] && [ "$window" = none ] && pp_p50=${e%% |*}
+    [ "$mode" = overall ] && [ "$window" = "7 days" ] && ppw_p50=${e%% |*}
+  done
+done
+{
+  echo
+  echo "## recommend and rank_products ($SAMPLES calls each, 200 different users)"
+  echo
+  echo "| call | users | p50 (ms) | p99 (ms) |"
+  echo "|---|---|---|---|"
+} >> "$RESULTS"
+r=$(lat 'SELECT * FROM popularity_engine.recommend($1, 20)' "$warm_users"); row "recommend(user, 20) | warm | ${r/|/ | }"
+rec_p50=${r%% |*}; rec_p99=${r##*| }
+r=$(lat 'SELECT * FROM popularity_engine.recommend($1, 20)' "$cold_users"); row "recommend(user, 20) | cold | ${r/|/ | }"
+r=$(lat "SELECT * FROM popularity_engine.rank_products(\$1, ARRAY(SELECT 1 + (g * 7919) % $PRODUCTS FROM generate_series(1, 50) g))" "$warm_users")
+row "rank_products(user, 50 candidates) | warm | ${r/|/ | }"
+r=$(lat "SELECT * FROM popularity_engine.rank_products(\$1, ARRAY(SELECT 1 + (g * 7919) % $PRODUCTS FROM generate_series(1, 50) g))" "$cold_users")
+row "rank_products(user, 50 candidates) | cold | ${r/|/ | }"
+echo >> "$RESULTS"
+
+# --- 4. Tracking throughput -------------------------------------------------------------------
+echo "==> track() vs plain INSERT (pgbench)"
+cat > "$DATA/track_spread.sql" <<EOF
+\\set u random(1, $USERS)
+\\set p random_zipfian(1, $PRODUCTS, 1.1)
+SELECT popularity_engine.track(:u, :p, 'view');
+EOF
+cat > "$DATA/insert_spread.sql" <<EOF
+\\set u random(1, $USERS)
+\\set p random_zipfian(1, $PRODUCTS, 1.1)
+INSERT INTO popularity_engine.product_interactions (user_id, product_id, interaction_type, event_value, occurred_at) VALUES (:u, :p, 'view', 1, now());
+EOF
+sed 's/random_zipfian(1, [0-9]*, 1.1)/42/' "$DATA/track_spread.sql" > "$DATA/track_hot.sql"
+sed 's/random_zipfian(1, [0-9]*, 1.1)/42/' "$DATA/insert_spread.sql" > "$DATA/insert_hot.sql"
+tps() {  # script clients -> transactions per second
+  as=$( [ "$(id -un)" = postgres ] && echo "" || echo "sudo -u postgres" )
+  $as $PG_BIN/pgbench -n -h 127.0.0.1 -p "$PE_PORT" -U postgres -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" -T "$DURATION" \
+      -f "$1" "$PE_DB" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1
+}
+chmod -R a+r "$DATA"
+{
+  echo "## track() vs a plain INSERT of the same row (pgbench, ${DURATION}s each)"
+  echo
+  echo "| products | clients | track() tps | plain INSERT tps | ratio (target ≥ 0.8) |"
+  echo "|---|---|---|---|---|"
+} >> "$RESULTS"
+for kind in spread hot; do
+  for clients in 1 8 32; do
+    a=$(tps "$DATA/track_$kind.sql" "$clients"); b=$(tps "$DATA/insert_$kind.sql" "$clients")
+    row "$kind | $clients | $(fmt "$a" 0) | $(fmt "$b" 0) | $(fmt "$(ratio "$a" "$b")" 2)"
+    [ "$kind" = spread ] && [ "$clients" = 8 ] && track_ratio=$(ratio "$a" "$b")
+  done
+done
+echo >> "$RESULTS"
+
+echo "==> track_batch() vs COPY"
+BATCH=10000
+q -c "COPY (SELECT json_agg(json_build_object('user_id', 1 + g % $USERS, 'product_id', 1 + (g * 7919) % $PRODUCTS,
+                'type', 'view', 'occurred_at', now()))::text FROM generate_series(1, $BATCH) g) TO STDOUT" > "$DATA/batch.json"
+q -c "COPY (SELECT 1 + g % $USERS, 1 + (g * 7919) % $PRODUCTS, 'view', 1, now() FROM generate_series(1, $BATCH) g) TO STDOUT (FORMAT csv)" > "$DATA/batch.csv"
+chmod a+r "$DATA"/batch.*
+batch_t=(); copy_t=()
+for _ in 1 2 3; do
+  t=$(now); scripts/pgcluster.sh psql -d "$PE_DB" -tA -c "\\set events \`cat $DATA/batch.json\`" \
+    -c "SELECT popularity_engine.track_batch(:'events'::jsonb)" >/dev/null; batch_t+=("$(since "$t")")
+  t=$(now); scripts/pgcluster.sh psql -d "$PE_DB" -tA \
+    -c "\\copy popularity_engine.product_interactions (user_id, product_id, interaction_type, event_value, occurred_at) FROM '$DATA/batch.csv' WITH (FORMAT csv)" >/dev/null
+  copy_t+=("$(since "$t")")
+done
+median() { printf '%s\n' "$@" | sort -g | sed -n '2p'; }
+bt=$(median "${batch_t[@]}"); ct=$(median "${copy_t[@]}")
+batch_ratio=$(ratio "$ct" "$bt")
+{
+  echo "## track_batch() vs COPY of the same $BATCH rows (median of 3, including the psql round trip)"
+  echo
+  echo "| track_batch (s) | COPY (s) | track_batch rows/s | COPY rows/s | throughput ratio (target ≥ 0.5) |"
+  echo "|---|---|---|---|---|"
+  echo "| $(fmt "$bt" 3) | $(fmt "$ct" 3) | $(fmt "$(ratio $BATCH "$bt")" 0) | $(fmt "$(ratio $BATCH "$ct")" 0) | $(fmt "$batch_ratio" 2) |"
+  echo
+} >> "$RESULTS"
+
+# --- 5. Summary against the SPEC ----------------------------------------------------------------
+{
+  echo "## SPEC targets"
+  echo
+  echo "| target | measured | met |"
+  echo "|---|---|---|"
+  met() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo yes; else echo no; fi; }
+  echo "| track() ≥ 0.8 × plain INSERT (8 clients, spread) | $(fmt "$track_ratio" 2) × | $(met "$track_ratio >= 0.8") |"
+  echo "| track_batch() ≥ 0.5 × COPY | $(fmt "$batch_ratio" 2) × | $(met "$batch_ratio >= 0.5") |"
+  echo "| incremental refresh (1 % new) ≥ 50 × faster than full recomputation | $(fmt "$full_ratio" 1) × at $FINAL_EVENTS events | $(met "$full_ratio >= 50") |"
+  echo "| refresh with nothing new: a few ms | $(fmt "$nothing" 1) ms at $FINAL_EVENTS events | $(met "$nothing <= 20") |"
+  echo "| popular_products p50 ≤ 1 ms (no window) | $pp_p50 ms | $(met "$pp_p50 <= 1") |"
+  echo "| popular_products p50 ≤ 20 ms (7-day window) | $ppw_p50 ms | $(met "$ppw_p50 <= 20") |"
+  echo "| recommend p50 ≤ 10 ms, p99 ≤ 30 ms (warm) | $rec_p50 / $rec_p99 ms | $(met "$rec_p50 <= 10 && $rec_p99 <= 30") |"
+  echo
+  echo "The SPEC's targets are stated for 1 M products, 100 k users and 10 M events (scale \`full\`); at other scales the table shows the same measurements on less data."
+} >> "$RESULTS"
+
+# --- 6. Chart ---------------------------------------------------------------------------------
+if python3 -c 'import matplotlib' 2>/dev/null || pip install -q matplotlib >/dev/null 2>&1; then
+  python3 bench/chart.py "$OUT/growth.tsv" "$OUT/growth.png" && {
+    echo
+    echo "![refresh cost vs history size](growth.png)"
+  } >> "$RESULTS"
+fi
+if [ "$SCALE" = full ]; then
+  cp "$RESULTS" bench/RESULTS.md
+  if [ -f "$OUT/growth.png" ]; then cp "$OUT/growth.png" bench/growth.png; fi
+fi
+echo "==> results in $RESULTS"
