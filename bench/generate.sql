@@ -17,8 +17,10 @@ SELECT p,
        CASE WHEN (hashint4(p * 17) & 2147483647) % 20 = 0 THEN 0
             ELSE (hashint4(p * 19) & 2147483647) % 500 END,
        (hashint4(p * 23) & 2147483647) % 50 <> 0
-  FROM generate_series(1, :products) AS p;
+  FROM generate_series(1, :products) AS p
+ON CONFLICT (product_id) DO NOTHING;
 
+DROP TABLE IF EXISTS pg_temp.bench_types;
 CREATE TEMP TABLE bench_types (itype popularity_engine.interaction_type, upto double precision);
 INSERT INTO bench_types VALUES
   ('view', 0.40), ('product_view', 0.50), ('click', 0.62), ('page_view', 0.66), ('search_click', 0.70),
@@ -41,8 +43,8 @@ SELECT format(
                          ELSE 1 END,
             e.at, 's' || e.user_id || '-' || %1$s,
             CASE WHEN t.itype = 'search' THEN jsonb_build_object('search_query', 'query ' || (e.product_id %% 500)) END
-       FROM (SELECT 1 + floor(exp(random() * ln(%2$s::float8)))::int8 % %2$s AS user_id,
-                    1 + floor(exp(random() * ln(%3$s::float8)))::int8 % %3$s AS product_id,
+       FROM (SELECT 1 + floor(exp(random() * ln(%2$s::float8)))::int8 %% %2$s AS user_id,
+                    1 + floor(exp(random() * ln(%3$s::float8)))::int8 %% %3$s AS product_id,
                     random() AS r, random() AS rt,
                     now() - make_interval(days => %1$s) + random() * interval '1 day' AS at
                FROM generate_series(1, %4$s)) e

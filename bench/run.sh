@@ -76,11 +76,10 @@ echo "==> generating data and measuring refresh growth"
 {
   echo "## Refresh cost vs history size (fixed $((FINAL_EVENTS / 100)) new events)"
   echo
-  echo "| history (events) | generate (s) | first full refresh (s) | incremental refresh, 1 % new (s) | refresh with nothing new (ms) | full recomputation, plain SQL (s) | incremental speed-up |"
+  echo "| history (events) | generate the stage (s) | refresh the stage's events (s) | incremental refresh, 1 % new (s) | refresh with nothing new (ms) | full recomputation, plain SQL (s) | incremental speed-up |"
   echo "|---|---|---|---|---|---|---|"
 } >> "$RESULTS"
 loaded=0
-first=1
 echo "events incremental_s nothing_new_ms full_s" > "$OUT/growth.tsv"
 for target in $STAGES; do
   add=$((target - loaded))
@@ -90,8 +89,6 @@ for target in $STAGES; do
   gen=$(since "$t")
   loaded=$target
   t=$(now); q -c "CALL popularity_engine.refresh_popularity(max_rows => NULL)" >/dev/null; full_first=$(since "$t")
-  [ $first = 1 ] && first_full=$full_first
-  first=0
   new=$((FINAL_EVENTS / 100))
   q -c "CALL bench.add_events($new, $PRODUCTS, $USERS)" >/dev/null
   t=$(now); q -c "CALL popularity_engine.refresh_popularity(max_rows => NULL)" >/dev/null; incr=$(since "$t")
@@ -111,7 +108,7 @@ full_ratio=$(ratio "$full" "$incr")
 echo "==> user preferences and item similarity"
 measure_call() {  # prints "<seconds> <peak resident KiB of the backend>" for one CALL
   local t
-  printf 'SELECT pg_backend_pid() AS pid \\gset\n%s;\n\\! grep VmHWM /proc/:pid/status > %s\n' \
+  printf 'SELECT pg_backend_pid() AS pid \\gset\n\\setenv BENCH_PID :pid\n%s;\n\\! grep VmHWM /proc/$BENCH_PID/status > %s\n' \
     "$1" "$DATA/hwm" > "$DATA/measure.sql"
   rm -f "$DATA/hwm"
   t=$(now)
@@ -225,11 +222,11 @@ BATCH=10000
 q -c "COPY (SELECT json_agg(json_build_object('user_id', 1 + g % $USERS, 'product_id', 1 + (g * 7919) % $PRODUCTS,
                 'type', 'view', 'occurred_at', now()))::text FROM generate_series(1, $BATCH) g) TO STDOUT" > "$DATA/batch.json"
 q -c "COPY (SELECT 1 + g % $USERS, 1 + (g * 7919) % $PRODUCTS, 'view', 1, now() FROM generate_series(1, $BATCH) g) TO STDOUT (FORMAT csv)" > "$DATA/batch.csv"
+printf '\\set events `cat %s`\nSELECT popularity_engine.track_batch(:%s::jsonb);\n' "$DATA/batch.json" "'events'" > "$DATA/batch.sql"
 chmod a+r "$DATA"/batch.*
 batch_t=(); copy_t=()
 for _ in 1 2 3; do
-  t=$(now); scripts/pgcluster.sh psql -d "$PE_DB" -tA -c "\\set events \`cat $DATA/batch.json\`" \
-    -c "SELECT popularity_engine.track_batch(:'events'::jsonb)" >/dev/null; batch_t+=("$(since "$t")")
+  t=$(now); scripts/pgcluster.sh psql -d "$PE_DB" -tA -f "$DATA/batch.sql" >/dev/null; batch_t+=("$(since "$t")")
   t=$(now); scripts/pgcluster.sh psql -d "$PE_DB" -tA \
     -c "\\copy popularity_engine.product_interactions (user_id, product_id, interaction_type, event_value, occurred_at) FROM '$DATA/batch.csv' WITH (FORMAT csv)" >/dev/null
   copy_t+=("$(since "$t")")
