@@ -107,29 +107,31 @@ BEGIN
                          (SELECT string_agg(x::text, ',' ORDER BY x)
                             FROM (SELECT pg_snapshot_xip(v_snap) UNION SELECT v_own_xid) AS u(x)))::pg_snapshot;
     END IF;
-    ANALYZE pg_temp.pe_delta;
+    IF v_new + v_searches > 0 THEN
+        ANALYZE pg_temp.pe_delta;
 
-    -- Totals per product and type, then hourly buckets.
-    INSERT INTO popularity_engine.product_type_totals AS t (product_id, interaction_type, events, value_sum)
-    SELECT d.product_id, d.interaction_type, count(*), sum(d.event_value)
-      FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2
-    ON CONFLICT (product_id, interaction_type) DO UPDATE
-       SET events = t.events + excluded.events, value_sum = t.value_sum + excluded.value_sum;
+        -- Totals per product and type, then hourly buckets.
+        INSERT INTO popularity_engine.product_type_totals AS t (product_id, interaction_type, events, value_sum)
+        SELECT d.product_id, d.interaction_type, count(*), sum(d.event_value)
+          FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2
+        ON CONFLICT (product_id, interaction_type) DO UPDATE
+           SET events = t.events + excluded.events, value_sum = t.value_sum + excluded.value_sum;
 
-    INSERT INTO popularity_engine.popularity_hourly AS h
-           (product_id, bucket_hour, interaction_type, events, value_sum, decay_sum)
-    SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'), d.interaction_type, count(*),
-           sum(d.event_value),
-           sum(power(2::float8, extract(epoch FROM d.occurred_at - date_trunc('hour', d.occurred_at, 'UTC')) / v_h))
-      FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2, 3
-    ON CONFLICT (bucket_hour, product_id, interaction_type) DO UPDATE
-       SET events = h.events + excluded.events, value_sum = h.value_sum + excluded.value_sum,
-           decay_sum = h.decay_sum + excluded.decay_sum;
+        INSERT INTO popularity_engine.popularity_hourly AS h
+               (product_id, bucket_hour, interaction_type, events, value_sum, decay_sum)
+        SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'), d.interaction_type, count(*),
+               sum(d.event_value),
+               sum(power(2::float8, extract(epoch FROM d.occurred_at - date_trunc('hour', d.occurred_at, 'UTC')) / v_h))
+          FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2, 3
+        ON CONFLICT (bucket_hour, product_id, interaction_type) DO UPDATE
+           SET events = h.events + excluded.events, value_sum = h.value_sum + excluded.value_sum,
+               decay_sum = h.decay_sum + excluded.decay_sum;
 
-    INSERT INTO popularity_engine.search_hourly AS h (product_id, bucket_hour, appearances)
-    SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'), count(*)
-      FROM pg_temp.pe_search_delta d GROUP BY 1, 2
-    ON CONFLICT (bucket_hour, product_id) DO UPDATE SET appearances = h.appearances + excluded.appearances;
+        INSERT INTO popularity_engine.search_hourly AS h (product_id, bucket_hour, appearances)
+        SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'), count(*)
+          FROM pg_temp.pe_search_delta d GROUP BY 1, 2
+        ON CONFLICT (bucket_hour, product_id) DO UPDATE SET appearances = h.appearances + excluded.appearances;
+    END IF;
 
     v_full := v_state.weights_signature IS DISTINCT FROM v_sig;
     v_reason := CASE

@@ -70,22 +70,18 @@ fn start_refresh() -> (i32, thread::JoinHandle<Result<(), postgres::Error>>) {
     let mut runner = connect();
     let pid: i32 = runner.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
     let handle = thread::spawn(move || {
-        runner.batch_execute("CALL popularity_engine.refresh_popularity(max_rows => 20000)")
+        runner.batch_execute("CALL popularity_engine.refresh_popularity(max_rows => 5000)")
     });
+    // wait until at least one step has committed, so that the kill lands between or inside later steps
     let mut watch = connect();
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        let active = count(
-            &mut watch,
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND state = 'active'"),
-        );
-        if active > 0 {
+    while started.elapsed() < Duration::from_secs(60) {
+        let pending = count(&mut watch, "SELECT pending_interactions FROM popularity_engine.aggregation_lag()");
+        if pending < 150_000 {
             break;
         }
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(10));
     }
-    // let it commit a chunk or two and be in the middle of another
-    thread::sleep(Duration::from_millis(700));
     (pid, handle)
 }
 
@@ -110,7 +106,8 @@ fn a_terminated_refresh_leaves_aggregates_exact() {
     let result = handle.join().unwrap();
     assert!(result.is_err(), "the refresh was cut off");
     let pending = count(&mut c, "SELECT pending_interactions FROM popularity_engine.aggregation_lag()");
-    println!("terminated refresh: {} of 150000 rows were committed in chunks before the kill", 150_000 - pending);
+    println!("terminated refresh: {} of 150000 rows were committed in steps before the kill", 150_000 - pending);
+    assert!(pending > 0 && pending < 150_000, "the kill landed after some steps committed and before the last");
     assert_exact_after_refresh("pg_terminate_backend");
 }
 
