@@ -96,7 +96,11 @@ CREATE TABLE popularity_engine.product_stats (
     trend_fwd          double precision NOT NULL DEFAULT 0,
     trend_events       bigint NOT NULL DEFAULT 0,
     last_interaction   timestamptz,
-    last_updated       timestamptz NOT NULL DEFAULT now()
+    last_updated       timestamptz NOT NULL DEFAULT now(),
+    -- the catalog's category and brand when the product last changed: lets recommend() find a
+    -- category's or brand's most popular products through one index
+    category           text,
+    brand              text
 );
 COMMENT ON TABLE popularity_engine.product_stats IS
   'Internal storage behind the product_popularity view. trend_fwd is the forward-decayed trending sum against refresh_state.landmark; trend_events counts the events in it.';
@@ -107,6 +111,8 @@ CREATE INDEX product_stats_carts ON popularity_engine.product_stats (cart_add_co
 CREATE INDEX product_stats_orders ON popularity_engine.product_stats (order_count DESC, product_id) WHERE order_count > 0;
 CREATE INDEX product_stats_search_clicks ON popularity_engine.product_stats (search_click_count DESC, product_id) WHERE search_click_count > 0;
 CREATE INDEX product_stats_wishlists ON popularity_engine.product_stats (wishlist_count DESC, product_id) WHERE wishlist_count > 0;
+CREATE INDEX product_stats_category ON popularity_engine.product_stats (category, popularity_score DESC, product_id) WHERE popularity_score > 0;
+CREATE INDEX product_stats_brand ON popularity_engine.product_stats (brand, popularity_score DESC, product_id) WHERE popularity_score > 0;
 CREATE INDEX product_stats_rating ON popularity_engine.product_stats ((rating_sum / review_count) DESC, product_id) WHERE review_count > 0;
 
 CREATE TABLE popularity_engine.popularity_hourly (

@@ -191,12 +191,14 @@ BEGIN
     INSERT INTO popularity_engine.product_stats AS s
            (product_id, search_click_count, view_count, click_count, wishlist_count, cart_add_count,
             order_count, review_count, rating_sum, popularity_score, trend_fwd, trend_events,
-            search_count, last_interaction, last_updated)
+            search_count, last_interaction, last_updated, category, brand)
     SELECT c.product_id, sum(c.search_click_count), sum(c.view_count), sum(c.click_count),
            sum(c.wishlist_count), sum(c.cart_add_count), sum(c.order_count), sum(c.review_count),
            sum(c.rating_sum), sum(c.popularity_score), sum(c.trend_fwd), sum(c.trend_events),
-           sum(c.search_count), max(c.last_at), now()
-      FROM changes c GROUP BY c.product_id
+           sum(c.search_count), max(c.last_at), now(), min(cat.category), min(cat.brand)
+      FROM changes c
+      LEFT JOIN popularity_engine.catalog cat ON cat.product_id = c.product_id
+     GROUP BY c.product_id
     ON CONFLICT (product_id) DO UPDATE
        SET search_click_count = s.search_click_count + excluded.search_click_count,
            view_count = s.view_count + excluded.view_count,
@@ -213,7 +215,7 @@ BEGIN
                             ELSE s.trend_fwd + excluded.trend_fwd END,
            search_count = s.search_count + excluded.search_count,
            last_interaction = greatest(s.last_interaction, excluded.last_interaction),
-           last_updated = now();
+           last_updated = now(), category = excluded.category, brand = excluded.brand;
 
     IF v_full THEN
         -- weights or counters were edited: every product's counters and score from the totals

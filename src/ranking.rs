@@ -71,13 +71,22 @@ fn rows<'c>(client: &SpiClient<'c>, sql: &str, args: &[DatumWithOid]) -> pgrx::s
 }
 
 fn load_user(client: &SpiClient, user_id: i64) -> UserContext {
+    // the aggregated count, or the log's rows counted up to the threshold (enough to decide cold start)
+    let threshold = i64::from(gucs::COLD_START_THRESHOLD.get());
     let mut ctx = UserContext {
-        interactions: rows(client, "SELECT popularity_engine.user_interaction_count($1)", &[user_id.into()])
-            .first()
-            .get_one::<i64>()
-            .ok()
-            .flatten()
-            .unwrap_or(0),
+        interactions: rows(
+            client,
+            "SELECT greatest(
+                 coalesce((SELECT interaction_count FROM popularity_engine.user_profiles WHERE user_id = $1), 0),
+                 (SELECT count(*) FROM (SELECT 1 FROM popularity_engine.product_interactions
+                                         WHERE user_id = $1 AND product_id IS NOT NULL LIMIT $2) AS live))",
+            &[user_id.into(), threshold.into()],
+        )
+        .first()
+        .get_one::<i64>()
+        .ok()
+        .flatten()
+        .unwrap_or(0),
         ..Default::default()
     };
     for row in rows(
@@ -367,20 +376,16 @@ fn recommend(
             top(
                 &ctx.category_affinity,
                 3,
-                "SELECT c.product_id FROM popularity_engine.catalog c
-                   JOIN popularity_engine.product_stats s ON s.product_id = c.product_id
-                  WHERE c.category = $1 AND ($2::text IS NULL OR c.category = $2)
-                    AND c.is_active AND coalesce(c.inventory, 1) > 0
-                  ORDER BY s.popularity_score DESC, c.product_id LIMIT $3",
+                "SELECT s.product_id FROM popularity_engine.product_stats s
+                  WHERE s.category = $1 AND ($2::text IS NULL OR s.category = $2) AND s.popularity_score > 0
+                  ORDER BY s.popularity_score DESC, s.product_id LIMIT $3",
             );
             top(
                 &ctx.brand_affinity,
                 2,
-                "SELECT c.product_id FROM popularity_engine.catalog c
-                   JOIN popularity_engine.product_stats s ON s.product_id = c.product_id
-                  WHERE c.brand = $1 AND ($2::text IS NULL OR c.category = $2)
-                    AND c.is_active AND coalesce(c.inventory, 1) > 0
-                  ORDER BY s.popularity_score DESC, c.product_id LIMIT $3",
+                "SELECT s.product_id FROM popularity_engine.product_stats s
+                  WHERE s.brand = $1 AND ($2::text IS NULL OR s.category = $2) AND s.popularity_score > 0
+                  ORDER BY s.popularity_score DESC, s.product_id LIMIT $3",
             );
         }
         sources.extend(trending.into_iter().map(|p| (p, Source::Trending)));
