@@ -161,6 +161,7 @@ DECLARE
     v_state   popularity_engine.refresh_state;
     v_removed bigint := 0;
     v_n       bigint;
+    v_table   text;
 BEGIN
     IF user_id IS NULL OR user_id <= 0 THEN
         RAISE EXCEPTION 'popularity_engine.forget_user: user_id % is not allowed: expected a positive id', user_id
@@ -192,22 +193,13 @@ BEGIN
      USING popularity_engine.product_interactions t
      WHERE t.user_id = forget_user.user_id AND k.event_id = t.event_id AND k.interaction_id = t.id;
     GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
-    DELETE FROM popularity_engine.product_interactions t WHERE t.user_id = forget_user.user_id;
-    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
-    DELETE FROM popularity_engine.search_interactions t WHERE t.user_id = forget_user.user_id;
-    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
-    DELETE FROM popularity_engine.user_cart t WHERE t.user_id = forget_user.user_id;
-    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
-    DELETE FROM popularity_engine.user_wishlist t WHERE t.user_id = forget_user.user_id;
-    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
-    DELETE FROM popularity_engine.purchase_history t WHERE t.user_id = forget_user.user_id;
-    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
-    DELETE FROM popularity_engine.user_profiles t WHERE t.user_id = forget_user.user_id;
-    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
-    DELETE FROM popularity_engine.user_item_weights t WHERE t.user_id = forget_user.user_id;
-    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
-    DELETE FROM popularity_engine.user_affinity_sums t WHERE t.user_id = forget_user.user_id;
-    GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
+    FOREACH v_table IN ARRAY ARRAY['product_interactions', 'search_interactions', 'user_cart',
+                                   'user_wishlist', 'purchase_history', 'user_profiles',
+                                   'user_item_weights', 'user_affinity_sums'] LOOP
+        EXECUTE format('DELETE FROM popularity_engine.%I WHERE user_id = $1', v_table) USING forget_user.user_id;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_removed := v_removed + v_n;
+    END LOOP;
     RETURN v_removed;
 END
 $fn$;
