@@ -318,10 +318,7 @@ DECLARE
     v_state popularity_engine.refresh_state;
 BEGIN
     SELECT * INTO v_state FROM popularity_engine.refresh_state;
-    EXECUTE format('SELECT count(*) FROM popularity_engine.product_interactions t WHERE t.product_id IS NOT NULL AND (%s)',
-                   popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
-                       v_state.aggregated_snapshot, v_state.legacy_snapshot, NULL))
-       INTO pending_interactions;
+    pending_interactions := popularity_engine.pending_interactions('refresh_popularity');
     EXECUTE format('SELECT count(*) FROM popularity_engine.search_interactions t WHERE %s',
                    popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
                        v_state.aggregated_snapshot, v_state.legacy_snapshot, NULL))
