@@ -3,8 +3,9 @@
 #   1. Rust unit tests and #[pg_test] tests (cargo pgrx test, in a pgrx-managed cluster)
 #   2. pg_regress files under tests/pg_regress against a live cluster
 #   3. isolation specs under tests/isolation (Debian's pg_isolation_regress)
-#   4. the pgrx-test/ integration tests over libpq (concurrency, soak, pg_cron)
-# Usage: scripts/test.sh [unit|regress|isolation|integration]...   (default: all)
+#   4. ALTER EXTENSION UPDATE from every earlier release (tests/upgrade/run.sh)
+#   5. the pgrx-test/ integration tests over libpq (concurrency, soak, pg_cron)
+# Usage: scripts/test.sh [unit|regress|isolation|upgrade|integration]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,7 @@ export PE_DB=pe_test
 export PE_CONF="max_locks_per_transaction = 256"
 
 layers=("$@")
-[ ${#layers[@]} -gt 0 ] || layers=(unit regress isolation integration)
+[ ${#layers[@]} -gt 0 ] || layers=(unit regress isolation upgrade integration)
 wants() { [[ " ${layers[*]} " == *" $1 "* ]]; }
 
 LOG=target/test.log
@@ -37,7 +38,7 @@ if wants unit; then
   logged cargo pgrx test pg15 --runas postgres --pgdata "$WORK/pgrx-test-data"
 fi
 
-if wants regress || wants isolation || wants integration; then
+if wants regress || wants isolation || wants upgrade || wants integration; then
   echo "==> installing the extension into PostgreSQL 15"
   cargo pgrx install --pg-config "$PG_CONFIG" >target/test-install.log 2>&1 \
     || { cat target/test-install.log; exit 1; }
@@ -77,6 +78,11 @@ if wants isolation; then
   fi
 fi
 
+if wants upgrade; then
+  echo "==> upgrade: tests/upgrade"
+  logged bash tests/upgrade/run.sh
+fi
+
 if wants integration; then
   echo "==> integration: pgrx-test over libpq"
   PE_TEST_URL="host=127.0.0.1 port=$PE_PORT user=postgres dbname=$PE_DB" \
@@ -87,4 +93,5 @@ fi
 # One closing line over every layer (only reached when all of them passed).
 rust_tests=$({ grep -aoE "test result: ok\. [0-9]+ passed" "$LOG" || true; } | awk '{s += $4} END {print s + 0}')
 sql_tests=$({ grep -aoE "All [0-9]+ tests passed" "$LOG" || true; } | awk '{s += $2} END {print s + 0}')
-echo "summary: $((rust_tests + sql_tests)) passed, 0 failed" | tee target/test-summary.txt
+upgrade_tests=$({ grep -aoE "upgrade: [0-9]+ checks passed" "$LOG" || true; } | awk '{s += $2} END {print s + 0}')
+echo "summary: $((rust_tests + sql_tests + upgrade_tests)) passed, 0 failed" | tee target/test-summary.txt

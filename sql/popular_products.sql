@@ -96,21 +96,26 @@ BEGIN
         WHEN mode = 'top_rated' THEN 'sum(h.value_sum) / nullif(sum(h.events), 0)'
         ELSE 'sum(h.events)::float8'
     END;
+    -- The top n are chosen before the catalog join: joining every product of the window first
+    -- made the planner hash the whole catalog (a 1 M-row scan per call).
     RETURN QUERY EXECUTE format($q$
         SELECT (row_number() OVER (ORDER BY x.score DESC, x.product_id))::integer,
                x.product_id, x.score, c.category
           FROM (SELECT h.product_id, (%1$s)::float8 AS score
                   FROM popularity_engine.popularity_hourly h
                   JOIN popularity_engine.interaction_weights w ON w.interaction_type = h.interaction_type
-                 WHERE h.bucket_hour >= $1 AND h.bucket_hour <= now()
-                   AND ($2 IS NULL OR w.counter = $2)
-                   AND ($3 IS NULL OR EXISTS (SELECT 1 FROM popularity_engine.catalog c
-                                               WHERE c.product_id = h.product_id AND c.category = $3))
-                 GROUP BY h.product_id) x
+                 WHERE h.bucket_hour >= $1 AND h.bucket_hour <= now() %2$s %3$s
+                 GROUP BY h.product_id
+                HAVING (%1$s)::float8 > 0
+                 ORDER BY 2 DESC, 1
+                 LIMIT $4) x
           LEFT JOIN popularity_engine.catalog c ON c.product_id = x.product_id
-         WHERE x.score > 0
-         ORDER BY x.score DESC, x.product_id
-         LIMIT $4$q$, v_score)
+         ORDER BY x.score DESC, x.product_id$q$,
+        v_score,
+        CASE WHEN v_counter IS NULL THEN '' ELSE 'AND w.counter = $2' END,
+        CASE WHEN category IS NULL THEN '' ELSE
+            'AND EXISTS (SELECT 1 FROM popularity_engine.catalog c
+                          WHERE c.product_id = h.product_id AND c.category = $3)' END)
     USING v_since, v_counter, category, n;
 END
 $fn$;

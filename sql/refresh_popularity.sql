@@ -34,6 +34,8 @@ DECLARE
     v_bound     xid8;
     v_waited    timestamptz;
     v_waited_note text := '';
+    v_any_rows  boolean;
+    v_any_searches boolean;
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'popularity_engine.refresh_popularity: as_of must be a finite timestamp'
@@ -51,16 +53,44 @@ BEGIN
                                 round(extract(epoch FROM clock_timestamp() - v_waited)::numeric, 3));
     END IF;
 
-    CREATE TEMP TABLE pe_delta (
-        product_id bigint, interaction_type popularity_engine.interaction_type,
-        event_value double precision, occurred_at timestamptz, counted boolean
-    ) ON COMMIT DROP;
-    CREATE TEMP TABLE pe_search_delta (product_id bigint, occurred_at timestamptz) ON COMMIT DROP;
+    -- Kept for the session (emptied at commit) rather than dropped: statements that use them keep
+    -- their plans from one refresh to the next, which is most of a refresh's cost when little is new.
+    IF to_regclass('pg_temp.pe_delta') IS NULL THEN
+        -- interaction_type as text: a column of the extension's type would make DROP EXTENSION
+        -- fail while any session that refreshed is still open.
+        CREATE TEMP TABLE pe_delta (
+            product_id bigint, interaction_type text,
+            event_value double precision, occurred_at timestamptz, counted boolean
+        ) ON COMMIT DELETE ROWS;
+    END IF;
+    IF to_regclass('pg_temp.pe_search_delta') IS NULL THEN
+        CREATE TEMP TABLE pe_search_delta (product_id bigint, occurred_at timestamptz)
+            ON COMMIT DELETE ROWS;
+    END IF;
+    DELETE FROM pg_temp.pe_delta;
+    DELETE FROM pg_temp.pe_search_delta;
+
+    -- Nothing new is the common case of a frequent schedule. A cheap probe, whose snapshot is
+    -- taken by the same statement that looks, says so; then the stored snapshot simply advances
+    -- to it, and the planning and execution of the statement below is saved. (The xids are
+    -- written into the probe as literals: as parameters the planner cannot see that they
+    -- select almost nothing, and scans every partition.)
+    EXECUTE format($sql$
+        SELECT pg_current_snapshot(),
+               EXISTS (SELECT 1 FROM popularity_engine.product_interactions t
+                        WHERE t.product_id IS NOT NULL AND (%1$s)),
+               EXISTS (SELECT 1 FROM popularity_engine.search_interactions t WHERE %2$s)$sql$,
+        popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
+            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
+        popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
+            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid))
+    INTO v_snap, v_any_rows, v_any_searches;
 
     -- Read both logs and capture the snapshot in ONE statement: exactly what it sees is aggregated.
     -- Rows of this very transaction are left for a refresh after it commits (it may add more).
     -- With max_rows, the step stops at a transaction boundary (xid `bound`): rows written by
     -- transactions at or after it wait for the next step, and the stored snapshot is cut there.
+    IF v_any_rows OR v_any_searches THEN
     EXECUTE format($sql$
         WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
         bound AS MATERIALIZED (
@@ -74,7 +104,7 @@ BEGIN
                 pg_snapshot_xmax((SELECT s FROM snap))) END AS b),
         moved AS (
             INSERT INTO pg_temp.pe_delta
-            SELECT t.product_id, t.interaction_type, t.event_value, t.occurred_at,
+            SELECT t.product_id, t.interaction_type::text, t.event_value, t.occurred_at,
                    NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
               FROM popularity_engine.product_interactions t
              WHERE t.product_id IS NOT NULL AND (%1$s)
@@ -98,6 +128,11 @@ BEGIN
     INTO v_snap, v_bound, v_new, v_searches;
     more := v_bound < pg_snapshot_xmax(v_snap);
     v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
+    ELSE
+        v_new := 0;
+        v_searches := 0;
+        more := false;
+    END IF;
 
     -- The stored snapshot must treat this transaction as still running, so that its rows are
     -- picked up by the first refresh after it commits (an xid at or past xmax already is).
@@ -112,14 +147,15 @@ BEGIN
 
         -- Totals per product and type, then hourly buckets.
         INSERT INTO popularity_engine.product_type_totals AS t (product_id, interaction_type, events, value_sum)
-        SELECT d.product_id, d.interaction_type, count(*), sum(d.event_value)
+        SELECT d.product_id, d.interaction_type::popularity_engine.interaction_type, count(*), sum(d.event_value)
           FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2
         ON CONFLICT (product_id, interaction_type) DO UPDATE
            SET events = t.events + excluded.events, value_sum = t.value_sum + excluded.value_sum;
 
         INSERT INTO popularity_engine.popularity_hourly AS h
                (product_id, bucket_hour, interaction_type, events, value_sum, decay_sum)
-        SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'), d.interaction_type, count(*),
+        SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'),
+               d.interaction_type::popularity_engine.interaction_type, count(*),
                sum(d.event_value),
                sum(power(2::float8, extract(epoch FROM d.occurred_at - date_trunc('hour', d.occurred_at, 'UTC')) / v_h))
           FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2, 3
@@ -168,7 +204,7 @@ BEGIN
                0::bigint AS search_count,
                max(d.occurred_at) AS last_at
           FROM pg_temp.pe_delta d
-          JOIN popularity_engine.interaction_weights w ON w.interaction_type = d.interaction_type
+          JOIN popularity_engine.interaction_weights w ON w.interaction_type::text = d.interaction_type
          GROUP BY d.product_id
         UNION ALL
         SELECT d.product_id, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, count(*), NULL
@@ -195,9 +231,11 @@ BEGIN
     SELECT c.product_id, sum(c.search_click_count), sum(c.view_count), sum(c.click_count),
            sum(c.wishlist_count), sum(c.cart_add_count), sum(c.order_count), sum(c.review_count),
            sum(c.rating_sum), sum(c.popularity_score), sum(c.trend_fwd), sum(c.trend_events),
-           sum(c.search_count), max(c.last_at), now(), min(cat.category), min(cat.brand)
+           sum(c.search_count), max(c.last_at), now(),
+           -- looked up per product through the catalog's key: a join hashed the whole catalog
+           (SELECT cat.category FROM popularity_engine.catalog cat WHERE cat.product_id = c.product_id),
+           (SELECT cat.brand FROM popularity_engine.catalog cat WHERE cat.product_id = c.product_id)
       FROM changes c
-      LEFT JOIN popularity_engine.catalog cat ON cat.product_id = c.product_id
      GROUP BY c.product_id
     ON CONFLICT (product_id) DO UPDATE
        SET search_click_count = s.search_click_count + excluded.search_click_count,

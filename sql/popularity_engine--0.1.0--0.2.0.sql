@@ -1,0 +1,444 @@
+-- popularity_engine 0.1.0 -> 0.2.0 (ALTER EXTENSION popularity_engine UPDATE TO '0.2.0')
+--
+-- Performance fixes found by the benchmarks (bench/RESULTS.md); no table changes.
+-- * refresh_popularity_step: a cheap probe skips the aggregation statement when nothing is new;
+--   its temporary tables live for the session; catalog attributes are looked up by key instead
+--   of hashing the whole catalog.
+-- * popular_products with a time window: the top n are chosen before the catalog join.
+-- The function bodies below are those of sql/refresh_popularity.sql and sql/popular_products.sql
+-- in 0.2.0; tests/upgrade checks that an updated 0.1.0 equals a fresh 0.2.0 install.
+\echo Use "ALTER EXTENSION popularity_engine UPDATE TO '0.2.0'" to load this file. \quit
+
+CREATE OR REPLACE FUNCTION popularity_engine.refresh_popularity_step(
+    as_of timestamptz, max_rows bigint,
+    OUT processed bigint, OUT more boolean, OUT note text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $proc$
+#variable_conflict use_variable
+DECLARE
+    v_state     popularity_engine.refresh_state;
+    v_snap      pg_snapshot;
+    v_own_xid   xid8 := pg_current_xact_id_if_assigned();
+    v_new       bigint;
+    v_searches  bigint;
+    v_h         double precision := popularity_engine.trending_half_life_seconds();
+    v_w_secs    double precision := popularity_engine.trending_window_seconds();
+    v_window    interval;
+    v_sig       text := popularity_engine.weights_signature();
+    v_landmark  timestamptz;
+    v_full      boolean;
+    v_reason    text;
+    v_bound     xid8;
+    v_waited    timestamptz;
+    v_waited_note text := '';
+    v_any_rows  boolean;
+    v_any_searches boolean;
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'popularity_engine.refresh_popularity: as_of must be a finite timestamp'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_window := make_interval(secs => v_w_secs);
+    PERFORM popularity_engine.rebase_if_restored();
+
+    -- One refresh at a time: a second one waits here, then sees what the first committed.
+    SELECT * INTO v_state FROM popularity_engine.refresh_state FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        v_waited := clock_timestamp();
+        SELECT * INTO v_state FROM popularity_engine.refresh_state FOR UPDATE;
+        v_waited_note := format('waited %s s for a concurrent refresh; ',
+                                round(extract(epoch FROM clock_timestamp() - v_waited)::numeric, 3));
+    END IF;
+
+    -- Kept for the session (emptied at commit) rather than dropped: statements that use them keep
+    -- their plans from one refresh to the next, which is most of a refresh's cost when little is new.
+    IF to_regclass('pg_temp.pe_delta') IS NULL THEN
+        -- interaction_type as text: a column of the extension's type would make DROP EXTENSION
+        -- fail while any session that refreshed is still open.
+        CREATE TEMP TABLE pe_delta (
+            product_id bigint, interaction_type text,
+            event_value double precision, occurred_at timestamptz, counted boolean
+        ) ON COMMIT DELETE ROWS;
+    END IF;
+    IF to_regclass('pg_temp.pe_search_delta') IS NULL THEN
+        CREATE TEMP TABLE pe_search_delta (product_id bigint, occurred_at timestamptz)
+            ON COMMIT DELETE ROWS;
+    END IF;
+    DELETE FROM pg_temp.pe_delta;
+    DELETE FROM pg_temp.pe_search_delta;
+
+    -- Nothing new is the common case of a frequent schedule. A cheap probe, whose snapshot is
+    -- taken by the same statement that looks, says so; then the stored snapshot simply advances
+    -- to it, and the planning and execution of the statement below is saved. (The xids are
+    -- written into the probe as literals: as parameters the planner cannot see that they
+    -- select almost nothing, and scans every partition.)
+    EXECUTE format($sql$
+        SELECT pg_current_snapshot(),
+               EXISTS (SELECT 1 FROM popularity_engine.product_interactions t
+                        WHERE t.product_id IS NOT NULL AND (%1$s)),
+               EXISTS (SELECT 1 FROM popularity_engine.search_interactions t WHERE %2$s)$sql$,
+        popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
+            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
+        popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
+            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid))
+    INTO v_snap, v_any_rows, v_any_searches;
+
+    -- Read both logs and capture the snapshot in ONE statement: exactly what it sees is aggregated.
+    -- Rows of this very transaction are left for a refresh after it commits (it may add more).
+    -- With max_rows, the step stops at a transaction boundary (xid `bound`): rows written by
+    -- transactions at or after it wait for the next step, and the stored snapshot is cut there.
+    IF v_any_rows OR v_any_searches THEN
+    EXECUTE format($sql$
+        WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+        bound AS MATERIALIZED (
+            -- the first transaction after the one holding the max_rows-th new row
+            SELECT CASE WHEN $1::int8 IS NULL THEN pg_snapshot_xmax((SELECT s FROM snap)) ELSE coalesce(
+                (SELECT min(t.writer_xid) FROM popularity_engine.product_interactions t
+                  WHERE t.id > %3$s AND (%1$s)
+                    AND t.writer_xid > (SELECT t.writer_xid FROM popularity_engine.product_interactions t
+                                         WHERE t.id > %3$s AND (%1$s)
+                                         ORDER BY t.writer_xid OFFSET greatest($1 - 1, 0) LIMIT 1)),
+                pg_snapshot_xmax((SELECT s FROM snap))) END AS b),
+        moved AS (
+            INSERT INTO pg_temp.pe_delta
+            SELECT t.product_id, t.interaction_type::text, t.event_value, t.occurred_at,
+                   NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+              FROM popularity_engine.product_interactions t
+             WHERE t.product_id IS NOT NULL AND (%1$s)
+               AND (t.id <= %3$s OR t.writer_xid < (SELECT b FROM bound))
+            RETURNING 1),
+        searched AS (
+            INSERT INTO pg_temp.pe_search_delta
+            SELECT r.product_id, t.occurred_at
+              FROM popularity_engine.search_interactions t
+             CROSS JOIN LATERAL unnest(t.result_product_ids) AS r(product_id)
+             WHERE (%2$s) AND (t.id <= %4$s OR t.writer_xid < (SELECT b FROM bound))
+            RETURNING 1)
+        SELECT (SELECT s FROM snap), (SELECT b FROM bound),
+               (SELECT count(*) FROM moved), (SELECT count(*) FROM searched)$sql$,
+        popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
+            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
+        popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
+            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
+        v_state.legacy_interaction_id_floor, v_state.legacy_search_id_floor)
+    USING max_rows
+    INTO v_snap, v_bound, v_new, v_searches;
+    more := v_bound < pg_snapshot_xmax(v_snap);
+    v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
+    ELSE
+        v_new := 0;
+        v_searches := 0;
+        more := false;
+    END IF;
+
+    -- The stored snapshot must treat this transaction as still running, so that its rows are
+    -- picked up by the first refresh after it commits (an xid at or past xmax already is).
+    IF v_own_xid IS NOT NULL AND v_own_xid < pg_snapshot_xmax(v_snap) THEN
+        v_snap := format('%s:%s:%s',
+                         least(pg_snapshot_xmin(v_snap), v_own_xid), pg_snapshot_xmax(v_snap),
+                         (SELECT string_agg(x::text, ',' ORDER BY x)
+                            FROM (SELECT pg_snapshot_xip(v_snap) UNION SELECT v_own_xid) AS u(x)))::pg_snapshot;
+    END IF;
+    IF v_new + v_searches > 0 THEN
+        ANALYZE pg_temp.pe_delta;
+
+        -- Totals per product and type, then hourly buckets.
+        INSERT INTO popularity_engine.product_type_totals AS t (product_id, interaction_type, events, value_sum)
+        SELECT d.product_id, d.interaction_type::popularity_engine.interaction_type, count(*), sum(d.event_value)
+          FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2
+        ON CONFLICT (product_id, interaction_type) DO UPDATE
+           SET events = t.events + excluded.events, value_sum = t.value_sum + excluded.value_sum;
+
+        INSERT INTO popularity_engine.popularity_hourly AS h
+               (product_id, bucket_hour, interaction_type, events, value_sum, decay_sum)
+        SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'),
+               d.interaction_type::popularity_engine.interaction_type, count(*),
+               sum(d.event_value),
+               sum(power(2::float8, extract(epoch FROM d.occurred_at - date_trunc('hour', d.occurred_at, 'UTC')) / v_h))
+          FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2, 3
+        ON CONFLICT (bucket_hour, product_id, interaction_type) DO UPDATE
+           SET events = h.events + excluded.events, value_sum = h.value_sum + excluded.value_sum,
+               decay_sum = h.decay_sum + excluded.decay_sum;
+
+        INSERT INTO popularity_engine.search_hourly AS h (product_id, bucket_hour, appearances)
+        SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'), count(*)
+          FROM pg_temp.pe_search_delta d GROUP BY 1, 2
+        ON CONFLICT (bucket_hour, product_id) DO UPDATE SET appearances = h.appearances + excluded.appearances;
+    END IF;
+
+    v_full := v_state.weights_signature IS DISTINCT FROM v_sig;
+    v_reason := CASE
+        WHEN v_state.as_of IS NULL THEN 'first refresh'
+        WHEN as_of < v_state.as_of THEN 'as_of moved backwards'
+        WHEN as_of - v_state.as_of > v_window THEN 'as_of jumped by more than the trending window'
+        WHEN v_state.trending_half_life IS DISTINCT FROM make_interval(secs => v_h) THEN 'trending_half_life changed'
+        WHEN v_state.trending_window IS DISTINCT FROM v_window THEN 'trending_window changed'
+        WHEN v_full THEN 'weights changed'
+        WHEN extract(epoch FROM as_of - v_state.landmark) / v_h > 60 THEN 'landmark rebase'
+    END;
+    v_landmark := CASE WHEN v_reason IS NULL THEN v_state.landmark ELSE as_of END;
+
+    -- One upsert per changed product: the new events' counters and score (with the current
+    -- weights), their search appearances and, unless trending is rebuilt below, the trending
+    -- change: new events inside the window at as_of, plus events aggregated earlier that were in
+    -- the future at the previous as_of, minus those that slid out of the window.
+    WITH changes AS (
+        SELECT d.product_id,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'search_click_count') AS search_click_count,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'view_count') AS view_count,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'click_count') AS click_count,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'wishlist_count') AS wishlist_count,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'cart_add_count') AS cart_add_count,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'order_count') AS order_count,
+               count(*) FILTER (WHERE d.counted AND w.counter = 'review_count') AS review_count,
+               coalesce(sum(d.event_value) FILTER (WHERE d.counted AND w.counter = 'review_count'), 0) AS rating_sum,
+               coalesce(sum(w.popularity_weight) FILTER (WHERE d.counted), 0) AS popularity_score,
+               coalesce(sum(w.popularity_weight * power(2::float8, extract(epoch FROM d.occurred_at - v_landmark) / v_h))
+                        FILTER (WHERE d.counted AND w.popularity_weight > 0 AND v_reason IS NULL
+                                  AND d.occurred_at BETWEEN as_of - v_window AND as_of), 0) AS trend_fwd,
+               count(*) FILTER (WHERE d.counted AND w.popularity_weight > 0 AND v_reason IS NULL
+                                  AND d.occurred_at BETWEEN as_of - v_window AND as_of) AS trend_events,
+               0::bigint AS search_count,
+               max(d.occurred_at) AS last_at
+          FROM pg_temp.pe_delta d
+          JOIN popularity_engine.interaction_weights w ON w.interaction_type::text = d.interaction_type
+         GROUP BY d.product_id
+        UNION ALL
+        SELECT d.product_id, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, count(*), NULL
+          FROM pg_temp.pe_search_delta d GROUP BY 1
+        UNION ALL
+        SELECT t.product_id, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+               sign * w.popularity_weight * power(2::float8, extract(epoch FROM t.occurred_at - v_landmark) / v_h),
+               sign, 0, NULL
+          FROM popularity_engine.product_interactions t
+          JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+         CROSS JOIN LATERAL (SELECT CASE WHEN t.occurred_at > v_state.as_of THEN 1 ELSE -1 END AS sign) AS x
+         WHERE v_reason IS NULL
+           AND ((t.occurred_at > v_state.as_of AND t.occurred_at <= as_of)
+                OR (t.occurred_at >= v_state.as_of - v_window AND t.occurred_at < as_of - v_window))
+           AND t.product_id IS NOT NULL AND w.popularity_weight > 0
+           AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+           AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_state.aggregated_snapshot,
+                                                v_state.legacy_interaction_id_floor, v_state.legacy_snapshot)
+    )
+    INSERT INTO popularity_engine.product_stats AS s
+           (product_id, search_click_count, view_count, click_count, wishlist_count, cart_add_count,
+            order_count, review_count, rating_sum, popularity_score, trend_fwd, trend_events,
+            search_count, last_interaction, last_updated, category, brand)
+    SELECT c.product_id, sum(c.search_click_count), sum(c.view_count), sum(c.click_count),
+           sum(c.wishlist_count), sum(c.cart_add_count), sum(c.order_count), sum(c.review_count),
+           sum(c.rating_sum), sum(c.popularity_score), sum(c.trend_fwd), sum(c.trend_events),
+           sum(c.search_count), max(c.last_at), now(),
+           -- looked up per product through the catalog's key: a join hashed the whole catalog
+           (SELECT cat.category FROM popularity_engine.catalog cat WHERE cat.product_id = c.product_id),
+           (SELECT cat.brand FROM popularity_engine.catalog cat WHERE cat.product_id = c.product_id)
+      FROM changes c
+     GROUP BY c.product_id
+    ON CONFLICT (product_id) DO UPDATE
+       SET search_click_count = s.search_click_count + excluded.search_click_count,
+           view_count = s.view_count + excluded.view_count,
+           click_count = s.click_count + excluded.click_count,
+           wishlist_count = s.wishlist_count + excluded.wishlist_count,
+           cart_add_count = s.cart_add_count + excluded.cart_add_count,
+           order_count = s.order_count + excluded.order_count,
+           review_count = s.review_count + excluded.review_count,
+           rating_sum = s.rating_sum + excluded.rating_sum,
+           popularity_score = s.popularity_score + excluded.popularity_score,
+           trend_events = s.trend_events + excluded.trend_events,
+           -- an empty window is exactly zero, whatever rounding the sums accumulated
+           trend_fwd = CASE WHEN s.trend_events + excluded.trend_events = 0 THEN 0
+                            ELSE s.trend_fwd + excluded.trend_fwd END,
+           search_count = s.search_count + excluded.search_count,
+           last_interaction = greatest(s.last_interaction, excluded.last_interaction),
+           last_updated = now(), category = excluded.category, brand = excluded.brand;
+
+    IF v_full THEN
+        -- weights or counters were edited: every product's counters and score from the totals
+        UPDATE popularity_engine.product_stats s
+           SET search_click_count = r.search_click_count, view_count = r.view_count,
+               click_count = r.click_count, wishlist_count = r.wishlist_count,
+               cart_add_count = r.cart_add_count, order_count = r.order_count,
+               review_count = r.review_count, rating_sum = r.rating_sum,
+               popularity_score = r.popularity_score, last_updated = now()
+          FROM (SELECT t.product_id,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'search_click_count'), 0) AS search_click_count,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'view_count'), 0) AS view_count,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'click_count'), 0) AS click_count,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'wishlist_count'), 0) AS wishlist_count,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'cart_add_count'), 0) AS cart_add_count,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'order_count'), 0) AS order_count,
+                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'review_count'), 0) AS review_count,
+                       coalesce(sum(t.value_sum) FILTER (WHERE w.counter = 'review_count'), 0) AS rating_sum,
+                       coalesce(sum(t.events * w.popularity_weight), 0) AS popularity_score
+                  FROM popularity_engine.product_type_totals t
+                  JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+                 GROUP BY t.product_id) r
+         WHERE s.product_id = r.product_id;
+    END IF;
+
+    IF v_reason IS NOT NULL THEN
+        -- trending from scratch over the window at as_of, against the new landmark
+        UPDATE popularity_engine.product_stats SET trend_fwd = 0, trend_events = 0
+         WHERE trend_events <> 0 OR trend_fwd <> 0;
+        INSERT INTO popularity_engine.product_stats AS s (product_id, trend_fwd, trend_events)
+        SELECT t.product_id,
+               sum(w.popularity_weight * power(2::float8, extract(epoch FROM t.occurred_at - v_landmark) / v_h)),
+               count(*)
+          FROM popularity_engine.product_interactions t
+          JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+         WHERE t.occurred_at BETWEEN as_of - v_window AND as_of
+           AND t.product_id IS NOT NULL AND w.popularity_weight > 0
+           AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+           AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_snap,
+                                                v_state.legacy_interaction_id_floor, NULL)
+         GROUP BY 1
+        ON CONFLICT (product_id) DO UPDATE
+           SET trend_fwd = excluded.trend_fwd, trend_events = excluded.trend_events;
+    END IF;
+
+    IF v_state.trending_half_life IS DISTINCT FROM make_interval(secs => v_h) THEN
+        -- decay_sum of the buckets that trending can still reach, recomputed for the new H
+        UPDATE popularity_engine.popularity_hourly h
+           SET decay_sum = r.decay_sum
+          FROM (SELECT t.product_id, date_trunc('hour', t.occurred_at, 'UTC') AS bucket_hour,
+                       t.interaction_type,
+                       sum(power(2::float8, extract(epoch FROM t.occurred_at
+                                                    - date_trunc('hour', t.occurred_at, 'UTC')) / v_h)) AS decay_sum
+                  FROM popularity_engine.product_interactions t
+                 WHERE t.occurred_at >= date_trunc('hour', as_of - v_window, 'UTC')
+                   AND t.product_id IS NOT NULL
+                   AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+                   AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_snap,
+                                                        v_state.legacy_interaction_id_floor, NULL)
+                 GROUP BY 1, 2, 3) r
+         WHERE h.product_id = r.product_id AND h.bucket_hour = r.bucket_hour
+           AND h.interaction_type = r.interaction_type;
+    END IF;
+
+    UPDATE popularity_engine.refresh_state
+       SET aggregated_snapshot = v_snap,
+           legacy_snapshot = NULL,
+           as_of = refresh_popularity_step.as_of,
+           landmark = v_landmark,
+           trending_half_life = make_interval(secs => v_h),
+           trending_window = v_window,
+           weights_signature = v_sig,
+           last_refresh = clock_timestamp();
+
+    processed := v_new + v_searches;
+    note := format('%s%s interactions and %s search results aggregated; trending %s', v_waited_note,
+                   v_new, v_searches, coalesce('rebuilt (' || v_reason || ')', 'updated incrementally'));
+END
+$proc$;
+
+CREATE OR REPLACE FUNCTION popularity_engine.popular_products(
+    mode popularity_engine.popularity_mode DEFAULT 'overall',
+    time_window interval DEFAULT NULL,
+    category text DEFAULT NULL,
+    n integer DEFAULT 20)
+RETURNS TABLE (rank integer, product_id bigint, score double precision, product_category text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+#variable_conflict use_variable
+DECLARE
+    v_counter   text;
+    v_score     text;
+    v_since     timestamptz;
+    v_state     popularity_engine.refresh_state;
+BEGIN
+    IF mode IS NULL THEN
+        RAISE EXCEPTION 'popularity_engine.popular_products: mode is required'
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF n IS NULL OR n < 1 OR n > 10000 THEN
+        RAISE EXCEPTION 'popularity_engine.popular_products: n = % is not allowed: expected 1 to 10000', n
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF time_window IS NOT NULL AND time_window <= interval '0' THEN
+        RAISE EXCEPTION 'popularity_engine.popular_products: time_window % is not allowed: expected a positive interval', time_window
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    IF time_window IS NULL THEN
+        IF mode = 'trending' THEN
+            SELECT * INTO v_state FROM popularity_engine.refresh_state;
+            IF v_state.as_of IS NULL THEN
+                RETURN;  -- never refreshed: nothing is trending yet
+            END IF;
+            RETURN QUERY
+            SELECT (row_number() OVER (ORDER BY s.trend_fwd DESC, s.product_id))::integer,
+                   s.product_id,
+                   s.trend_fwd * power(2::float8, extract(epoch FROM v_state.landmark - v_state.as_of)
+                                                  / extract(epoch FROM v_state.trending_half_life)),
+                   c.category
+              FROM popularity_engine.product_stats s
+              LEFT JOIN popularity_engine.catalog c ON c.product_id = s.product_id
+             WHERE s.trend_fwd > 0 AND s.trend_events > 0
+               AND (popular_products.category IS NULL OR c.category = popular_products.category)
+             ORDER BY s.trend_fwd DESC, s.product_id
+             LIMIT n;
+            RETURN;
+        END IF;
+        v_score := CASE mode
+            WHEN 'overall' THEN 's.popularity_score'
+            WHEN 'most_viewed' THEN 's.view_count'
+            WHEN 'most_carted' THEN 's.cart_add_count'
+            WHEN 'most_ordered' THEN 's.order_count'
+            WHEN 'most_searched' THEN 's.search_click_count'
+            WHEN 'most_wishlisted' THEN 's.wishlist_count'
+            WHEN 'top_rated' THEN '(s.rating_sum / s.review_count)'
+        END;
+        RETURN QUERY EXECUTE format($q$
+            SELECT (row_number() OVER (ORDER BY %1$s DESC, s.product_id))::integer,
+                   s.product_id, (%1$s)::float8, c.category
+              FROM popularity_engine.product_stats s
+              LEFT JOIN popularity_engine.catalog c ON c.product_id = s.product_id
+             WHERE %2$s AND ($1 IS NULL OR c.category = $1)
+             ORDER BY %1$s DESC, s.product_id
+             LIMIT $2$q$,
+            v_score,
+            CASE mode WHEN 'top_rated' THEN 's.review_count > 0 AND s.rating_sum > 0'
+                      ELSE v_score || ' > 0' END)
+        USING category, n;
+        RETURN;
+    END IF;
+
+    -- With a window: sum the hourly buckets from the start of the hour time_window ago.
+    v_since := date_trunc('hour', now() - time_window, 'UTC');
+    IF mode = 'most_searched' THEN v_counter := 'search_click_count';
+    ELSIF mode = 'most_viewed' THEN v_counter := 'view_count';
+    ELSIF mode = 'most_carted' THEN v_counter := 'cart_add_count';
+    ELSIF mode = 'most_ordered' THEN v_counter := 'order_count';
+    ELSIF mode = 'most_wishlisted' THEN v_counter := 'wishlist_count';
+    ELSIF mode = 'top_rated' THEN v_counter := 'review_count';
+    END IF;
+    v_score := CASE
+        WHEN mode = 'overall' THEN 'sum(h.events * w.popularity_weight)'
+        WHEN mode = 'trending' THEN
+            'sum(w.popularity_weight * h.decay_sum * power(2::float8, extract(epoch FROM h.bucket_hour - now())
+                                                         / popularity_engine.trending_half_life_seconds()))
+               FILTER (WHERE h.bucket_hour >= now() - make_interval(secs => popularity_engine.trending_window_seconds()))'
+        WHEN mode = 'top_rated' THEN 'sum(h.value_sum) / nullif(sum(h.events), 0)'
+        ELSE 'sum(h.events)::float8'
+    END;
+    -- The top n are chosen before the catalog join: joining every product of the window first
+    -- made the planner hash the whole catalog (a 1 M-row scan per call).
+    RETURN QUERY EXECUTE format($q$
+        SELECT (row_number() OVER (ORDER BY x.score DESC, x.product_id))::integer,
+               x.product_id, x.score, c.category
+          FROM (SELECT h.product_id, (%1$s)::float8 AS score
+                  FROM popularity_engine.popularity_hourly h
+                  JOIN popularity_engine.interaction_weights w ON w.interaction_type = h.interaction_type
+                 WHERE h.bucket_hour >= $1 AND h.bucket_hour <= now() %2$s %3$s
+                 GROUP BY h.product_id
+                HAVING (%1$s)::float8 > 0
+                 ORDER BY 2 DESC, 1
+                 LIMIT $4) x
+          LEFT JOIN popularity_engine.catalog c ON c.product_id = x.product_id
+         ORDER BY x.score DESC, x.product_id$q$,
+        v_score,
+        CASE WHEN v_counter IS NULL THEN '' ELSE 'AND w.counter = $2' END,
+        CASE WHEN category IS NULL THEN '' ELSE
+            'AND EXISTS (SELECT 1 FROM popularity_engine.catalog c
+                          WHERE c.product_id = h.product_id AND c.category = $3)' END)
+    USING v_since, v_counter, category, n;
+END
+$fn$;
