@@ -13,10 +13,12 @@ def main(tsv: str, png: str) -> None:
     incremental = [float(r[1]) * 1000 for r in rows]
     nothing = [float(r[2]) for r in rows]
     full = [float(r[3]) * 1000 for r in rows]
+    nothing_cold = [float(r[4]) for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(events, full, "o-", label="full recomputation (plain SQL)")
     ax.plot(events, incremental, "o-", label="refresh_popularity, 1 % new events")
-    ax.plot(events, nothing, "o-", label="refresh_popularity, nothing new")
+    ax.plot(events, nothing, "o-", label="refresh_popularity, nothing new (in a session)")
+    ax.plot(events, nothing_cold, "o-", label="refresh_popularity, nothing new (new connection)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("events in the log")

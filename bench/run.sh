@@ -76,11 +76,16 @@ echo "==> generating data and measuring refresh growth"
 {
   echo "## Refresh cost vs history size (fixed $((FINAL_EVENTS / 100)) new events)"
   echo
-  echo "| history (events) | generate the stage (s) | refresh the stage's events (s) | incremental refresh, 1 % new (s) | refresh with nothing new (ms) | full recomputation, plain SQL (s) | incremental speed-up |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| history (events) | generate the stage (s) | refresh the stage's events (s) | incremental refresh, 1 % new (s) | nothing new, in a session (ms) | nothing new, new connection (ms) | full recomputation, plain SQL (s) | incremental speed-up |"
+  echo "|---|---|---|---|---|---|---|---|"
 } >> "$RESULTS"
 loaded=0
-echo "events incremental_s nothing_new_ms full_s" > "$OUT/growth.tsv"
+echo "events incremental_s nothing_new_ms full_s nothing_new_cold_ms" > "$OUT/growth.tsv"
+# median duration (ms) of the last 5 refresh_popularity runs, as job_runs recorded them
+last5_ms() {
+  q -c "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at) * 1000)::numeric, 2)
+          FROM (SELECT * FROM popularity_engine.job_runs WHERE job = 'refresh_popularity' ORDER BY id DESC LIMIT 5) r"
+}
 for target in $STAGES; do
   add=$((target - loaded))
   t=$(now)
@@ -92,13 +97,16 @@ for target in $STAGES; do
   new=$((FINAL_EVENTS / 100))
   q -c "CALL bench.add_events($new, $PRODUCTS, $USERS)" >/dev/null
   t=$(now); q -c "CALL popularity_engine.refresh_popularity(max_rows => NULL)" >/dev/null; incr=$(since "$t")
+  # nothing new: five runs in one session (an application's pool), then five in new
+  # connections (as pg_cron runs a job: a new backend that first loads the catalog caches)
+  printf 'CALL popularity_engine.refresh_popularity();\n%.0s' 1 2 3 4 5 6 | q >/dev/null
+  nothing=$(last5_ms)
   for _ in 1 2 3 4 5; do q -c "CALL popularity_engine.refresh_popularity()" >/dev/null; done
-  nothing=$(q -c "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at) * 1000)
-                    FROM (SELECT * FROM popularity_engine.job_runs WHERE job = 'refresh_popularity' ORDER BY id DESC LIMIT 5) r")
+  nothing_cold=$(last5_ms)
   q -c "TRUNCATE bench.full_popularity" >/dev/null
   t=$(now); q -c "CALL bench.full_recompute()" >/dev/null; full=$(since "$t")
-  row "$target | $(fmt "$gen" 1) | $(fmt "$full_first" 1) | $(fmt "$incr" 3) | $(fmt "$nothing" 1) | $(fmt "$full" 2) | $(fmt "$(ratio "$full" "$incr")" 1)×"
-  echo "$target $incr $nothing $full" >> "$OUT/growth.tsv"
+  row "$target | $(fmt "$gen" 1) | $(fmt "$full_first" 1) | $(fmt "$incr" 3) | $(fmt "$nothing" 1) | $(fmt "$nothing_cold" 1) | $(fmt "$full" 2) | $(fmt "$(ratio "$full" "$incr")" 1)×"
+  echo "$target $incr $nothing $full $nothing_cold" >> "$OUT/growth.tsv"
 done
 q -c "VACUUM ANALYZE" >/dev/null
 echo >> "$RESULTS"
@@ -257,7 +265,7 @@ batch_ratio=$(ratio "$ct" "$bt")
   echo "| track() ≥ 0.8 × plain INSERT (8 clients, spread) | $(fmt "$track_ratio" 2) × | $(met "$track_ratio >= 0.8") |"
   echo "| track_batch() ≥ 0.5 × COPY | $(fmt "$batch_ratio" 2) × | $(met "$batch_ratio >= 0.5") |"
   echo "| incremental refresh (1 % new) ≥ 50 × faster than full recomputation | $(fmt "$full_ratio" 1) × at $FINAL_EVENTS events | $(met "$full_ratio >= 50") |"
-  echo "| refresh with nothing new: a few ms | $(fmt "$nothing" 1) ms at $FINAL_EVENTS events | $(met "$nothing <= 20") |"
+  echo "| refresh with nothing new: a few ms | $(fmt "$nothing" 1) ms in a session, $(fmt "$nothing_cold" 1) ms in a new connection, at $FINAL_EVENTS events | in a session: $(met "$nothing <= 10"); new connection: $(met "$nothing_cold <= 10") |"
   echo "| popular_products p50 ≤ 1 ms (no window) | $pp_p50 ms | $(met "$pp_p50 <= 1") |"
   echo "| popular_products p50 ≤ 20 ms (7-day window) | $ppw_p50 ms | $(met "$ppw_p50 <= 20") |"
   echo "| recommend p50 ≤ 10 ms, p99 ≤ 30 ms (warm) | $rec_p50 / $rec_p99 ms | $(met "$rec_p50 <= 10 && $rec_p99 <= 30") |"
