@@ -19,5 +19,12 @@ for ((i = 1; i < ${#chain[@]}; i++)); do
     missing=1
   fi
 done
+# tests/upgrade/run.sh updates from each release's own install script: keep them all.
+for v in "${released[@]}"; do
+  if [ ! -f "tests/upgrade/popularity_engine--$v.sql" ]; then
+    echo "upgrade path: missing tests/upgrade/popularity_engine--$v.sql (the install script of release $v)" >&2
+    missing=1
+  fi
+done
 [ $missing -eq 0 ] || exit 1
 echo "upgrade path: ok (${chain[*]})"
