@@ -180,12 +180,18 @@ for mode in overall trending most_viewed most_carted most_ordered most_searched 
 done
 {
   echo
-  echo "## recommend and rank_products ($SAMPLES calls each, 200 different users)"
+  echo "## recommend and rank_products ($SAMPLES calls each, each for a different user)"
+  echo
+  echo "Warm users have at least 20 aggregated interactions, cold users none. \"first call\" is the"
+  echo "first call for each user since the cluster started (their rows are read from the OS page cache"
+  echo "or disk); \"again\" repeats the same calls, with those pages in shared buffers."
   echo
   echo "| call | users | p50 (ms) | p99 (ms) |"
   echo "|---|---|---|---|"
 } >> "$RESULTS"
-r=$(lat 'SELECT * FROM popularity_engine.recommend($1, 20)' "$warm_users"); row "recommend(user, 20) | warm | ${r/|/ | }"
+r=$(lat 'SELECT * FROM popularity_engine.recommend($1, 20)' "$warm_users"); row "recommend(user, 20) | warm, first call | ${r/|/ | }"
+rec_first_p50=${r%% |*}; rec_first_p99=${r##*| }
+r=$(lat 'SELECT * FROM popularity_engine.recommend($1, 20)' "$warm_users"); row "recommend(user, 20) | warm, again | ${r/|/ | }"
 rec_p50=${r%% |*}; rec_p99=${r##*| }
 r=$(lat 'SELECT * FROM popularity_engine.recommend($1, 20)' "$cold_users"); row "recommend(user, 20) | cold | ${r/|/ | }"
 r=$(lat "SELECT * FROM popularity_engine.rank_products(\$1, ARRAY(SELECT 1 + (g * 7919) % $PRODUCTS FROM generate_series(1, 50) g))" "$warm_users")
@@ -268,7 +274,7 @@ batch_ratio=$(ratio "$ct" "$bt")
   echo "| refresh with nothing new: a few ms | $(fmt "$nothing" 1) ms in a session, $(fmt "$nothing_cold" 1) ms in a new connection, at $FINAL_EVENTS events | in a session: $(met "$nothing <= 10"); new connection: $(met "$nothing_cold <= 10") |"
   echo "| popular_products p50 ≤ 1 ms (no window) | $pp_p50 ms | $(met "$pp_p50 <= 1") |"
   echo "| popular_products p50 ≤ 20 ms (7-day window) | $ppw_p50 ms | $(met "$ppw_p50 <= 20") |"
-  echo "| recommend p50 ≤ 10 ms, p99 ≤ 30 ms (warm) | $rec_p50 / $rec_p99 ms | $(met "$rec_p50 <= 10 && $rec_p99 <= 30") |"
+  echo "| recommend p50 ≤ 10 ms, p99 ≤ 30 ms (warm users) | first call $rec_first_p50 / $rec_first_p99 ms; again $rec_p50 / $rec_p99 ms | first call: $(met "$rec_first_p50 <= 10 && $rec_first_p99 <= 30"); again: $(met "$rec_p50 <= 10 && $rec_p99 <= 30") |"
   echo
   echo "The SPEC's targets are stated for 1 M products, 100 k users and 10 M events (scale \`full\`); at other scales the table shows the same measurements on less data."
 } >> "$RESULTS"
