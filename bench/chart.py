@@ -16,7 +16,7 @@ def main(tsv: str, png: str) -> None:
     nothing_cold = [float(r[4]) for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(events, full, "o-", label="full recomputation (plain SQL)")
-    ax.plot(events, incremental, "o-", label="refresh_popularity, 1 % new events")
+    ax.plot(events, incremental, "o-", label="refresh_popularity, new events = 1 % of the largest log")
     ax.plot(events, nothing, "o-", label="refresh_popularity, nothing new (in a session)")
     ax.plot(events, nothing_cold, "o-", label="refresh_popularity, nothing new (new connection)")
     ax.set_xscale("log")

@@ -277,6 +277,8 @@ batch_ratio=$(ratio "$ct" "$bt")
   echo "| recommend p50 ≤ 10 ms, p99 ≤ 30 ms (warm users) | first call $rec_first_p50 / $rec_first_p99 ms; again $rec_p50 / $rec_p99 ms | first call: $(met "$rec_first_p50 <= 10 && $rec_first_p99 <= 30"); again: $(met "$rec_p50 <= 10 && $rec_p99 <= 30") |"
   echo
   echo "The SPEC's targets are stated for 1 M products, 100 k users and 10 M events (scale \`full\`); at other scales the table shows the same measurements on less data."
+  echo
+  echo "Profiles of the missed targets, what was fixed and the cause of what remains: [PROFILE.md]($( [ "$SCALE" = full ] && echo PROFILE.md || echo ../../PROFILE.md ))."
 } >> "$RESULTS"
 
 # --- 6. Chart ---------------------------------------------------------------------------------
