@@ -252,3 +252,35 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION popularity_engine.snapshot_cut(pg_snapshot, xid8) IS
   'Internal: the snapshot restricted to transactions before bound (xmax = bound).';
+
+-- The snapshot `snap` with transaction `xid` still running in it. A refresh stores this when it
+-- runs inside a transaction that has itself written to the log: those rows are left for the
+-- first refresh after that transaction commits (an xid at or past xmax already is).
+CREATE FUNCTION popularity_engine.snapshot_with_running(snap pg_snapshot, xid xid8) RETURNS pg_snapshot
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN xid IS NULL OR xid >= pg_snapshot_xmax(snap) THEN snap ELSE
+        format('%s:%s:%s', least(pg_snapshot_xmin(snap), xid), pg_snapshot_xmax(snap),
+               (SELECT string_agg(x::text, ',' ORDER BY x)
+                  FROM (SELECT pg_snapshot_xip(snap) UNION SELECT xid) AS u(x)))::pg_snapshot
+    END
+$$;
+COMMENT ON FUNCTION popularity_engine.snapshot_with_running(pg_snapshot, xid8) IS
+  'Internal: the snapshot with transaction xid treated as still running.';
+
+-- The `bound` CTE of a refresh step's reading statement: the first transaction after the one
+-- that wrote the max_rows-th unaggregated row (the statement's $1; NULL = no limit), or the
+-- snapshot's xmax. Rows of transactions before it are read now, the others by the next step, so
+-- that a step never splits a transaction. Expects a `snap` CTE holding pg_current_snapshot().
+CREATE FUNCTION popularity_engine.step_bound_cte(unaggregated text, id_floor bigint) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format($cte$bound AS MATERIALIZED (
+            SELECT CASE WHEN $1::int8 IS NULL THEN pg_snapshot_xmax((SELECT s FROM snap)) ELSE coalesce(
+                (SELECT min(t.writer_xid) FROM popularity_engine.product_interactions t
+                  WHERE t.id > %2$s AND (%1$s)
+                    AND t.writer_xid > (SELECT t.writer_xid FROM popularity_engine.product_interactions t
+                                         WHERE t.id > %2$s AND (%1$s)
+                                         ORDER BY t.writer_xid OFFSET greatest($1 - 1, 0) LIMIT 1)),
+                pg_snapshot_xmax((SELECT s FROM snap))) END AS b)$cte$, unaggregated, id_floor)
+$$;
+COMMENT ON FUNCTION popularity_engine.step_bound_cte(text, bigint) IS
+  'Internal: SQL text of the CTE that cuts a refresh step at a transaction boundary after about max_rows log rows.';

@@ -1,13 +1,52 @@
 -- popularity_engine 0.1.0 -> 0.2.0 (ALTER EXTENSION popularity_engine UPDATE TO '0.2.0')
 --
--- Performance fixes found by the benchmarks (bench/RESULTS.md); no table changes.
+-- Performance fixes found by the benchmarks (bench/PROFILE.md); no table changes.
 -- * refresh_popularity_step: a cheap probe skips the aggregation statement when nothing is new;
 --   its temporary tables live for the session; catalog attributes are looked up by key instead
 --   of hashing the whole catalog.
 -- * popular_products with a time window: the top n are chosen before the catalog join.
--- The function bodies below are those of sql/refresh_popularity.sql and sql/popular_products.sql
--- in 0.2.0; tests/upgrade checks that an updated 0.1.0 equals a fresh 0.2.0 install.
+-- * both refresh steps build their transaction-boundary cut and their own-transaction snapshot
+--   with two shared helpers (step_bound_cte, snapshot_with_running).
+-- The definitions below are those of sql/popularity.sql, sql/refresh_popularity.sql,
+-- sql/refresh_user_preferences.sql and sql/popular_products.sql in 0.2.0; tests/upgrade checks
+-- that an updated 0.1.0 equals a fresh 0.2.0 install.
 \echo Use "ALTER EXTENSION popularity_engine UPDATE TO '0.2.0'" to load this file. \quit
+
+-- The snapshot `snap` with transaction `xid` still running in it. A refresh stores this when it
+-- runs inside a transaction that has itself written to the log: those rows are left for the
+-- first refresh after that transaction commits (an xid at or past xmax already is).
+CREATE FUNCTION popularity_engine.snapshot_with_running(snap pg_snapshot, xid xid8) RETURNS pg_snapshot
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN xid IS NULL OR xid >= pg_snapshot_xmax(snap) THEN snap ELSE
+        format('%s:%s:%s', least(pg_snapshot_xmin(snap), xid), pg_snapshot_xmax(snap),
+               (SELECT string_agg(x::text, ',' ORDER BY x)
+                  FROM (SELECT pg_snapshot_xip(snap) UNION SELECT xid) AS u(x)))::pg_snapshot
+    END
+$$;
+COMMENT ON FUNCTION popularity_engine.snapshot_with_running(pg_snapshot, xid8) IS
+  'Internal: the snapshot with transaction xid treated as still running.';
+
+-- The `bound` CTE of a refresh step's reading statement: the first transaction after the one
+-- that wrote the max_rows-th unaggregated row (the statement's $1; NULL = no limit), or the
+-- snapshot's xmax. Rows of transactions before it are read now, the others by the next step, so
+-- that a step never splits a transaction. Expects a `snap` CTE holding pg_current_snapshot().
+CREATE FUNCTION popularity_engine.step_bound_cte(unaggregated text, id_floor bigint) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format($cte$bound AS MATERIALIZED (
+            SELECT CASE WHEN $1::int8 IS NULL THEN pg_snapshot_xmax((SELECT s FROM snap)) ELSE coalesce(
+                (SELECT min(t.writer_xid) FROM popularity_engine.product_interactions t
+                  WHERE t.id > %2$s AND (%1$s)
+                    AND t.writer_xid > (SELECT t.writer_xid FROM popularity_engine.product_interactions t
+                                         WHERE t.id > %2$s AND (%1$s)
+                                         ORDER BY t.writer_xid OFFSET greatest($1 - 1, 0) LIMIT 1)),
+                pg_snapshot_xmax((SELECT s FROM snap))) END AS b)$cte$, unaggregated, id_floor)
+$$;
+COMMENT ON FUNCTION popularity_engine.step_bound_cte(text, bigint) IS
+  'Internal: SQL text of the CTE that cuts a refresh step at a transaction boundary after about max_rows log rows.';
+
+-- as in a fresh install, where finalize.sql revokes EXECUTE on every function from PUBLIC
+REVOKE EXECUTE ON FUNCTION popularity_engine.snapshot_with_running(pg_snapshot, xid8),
+                          popularity_engine.step_bound_cte(text, bigint) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION popularity_engine.refresh_popularity_step(
     as_of timestamptz, max_rows bigint,
@@ -32,6 +71,8 @@ DECLARE
     v_waited_note text := '';
     v_any_rows  boolean;
     v_any_searches boolean;
+    v_log_clause text;
+    v_search_clause text;
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'popularity_engine.refresh_popularity: as_of must be a finite timestamp'
@@ -66,6 +107,12 @@ BEGIN
     DELETE FROM pg_temp.pe_delta;
     DELETE FROM pg_temp.pe_search_delta;
 
+    -- The log rows (alias t) and searches that the stored state has not aggregated yet.
+    v_log_clause := popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
+        v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid);
+    v_search_clause := popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
+        v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid);
+
     -- Nothing new is the common case of a frequent schedule. A cheap probe, whose snapshot is
     -- taken by the same statement that looks, says so; then the stored snapshot simply advances
     -- to it, and the planning and execution of the statement below is saved. (The xids are
@@ -76,10 +123,7 @@ BEGIN
                EXISTS (SELECT 1 FROM popularity_engine.product_interactions t
                         WHERE t.product_id IS NOT NULL AND (%1$s)),
                EXISTS (SELECT 1 FROM popularity_engine.search_interactions t WHERE %2$s)$sql$,
-        popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
-        popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid))
+        v_log_clause, v_search_clause)
     INTO v_snap, v_any_rows, v_any_searches;
 
     -- Read both logs and capture the snapshot in ONE statement: exactly what it sees is aggregated.
@@ -87,43 +131,33 @@ BEGIN
     -- With max_rows, the step stops at a transaction boundary (xid `bound`): rows written by
     -- transactions at or after it wait for the next step, and the stored snapshot is cut there.
     IF v_any_rows OR v_any_searches THEN
-    EXECUTE format($sql$
-        WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
-        bound AS MATERIALIZED (
-            -- the first transaction after the one holding the max_rows-th new row
-            SELECT CASE WHEN $1::int8 IS NULL THEN pg_snapshot_xmax((SELECT s FROM snap)) ELSE coalesce(
-                (SELECT min(t.writer_xid) FROM popularity_engine.product_interactions t
-                  WHERE t.id > %3$s AND (%1$s)
-                    AND t.writer_xid > (SELECT t.writer_xid FROM popularity_engine.product_interactions t
-                                         WHERE t.id > %3$s AND (%1$s)
-                                         ORDER BY t.writer_xid OFFSET greatest($1 - 1, 0) LIMIT 1)),
-                pg_snapshot_xmax((SELECT s FROM snap))) END AS b),
-        moved AS (
-            INSERT INTO pg_temp.pe_delta
-            SELECT t.product_id, t.interaction_type::text, t.event_value, t.occurred_at,
-                   NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
-              FROM popularity_engine.product_interactions t
-             WHERE t.product_id IS NOT NULL AND (%1$s)
-               AND (t.id <= %3$s OR t.writer_xid < (SELECT b FROM bound))
-            RETURNING 1),
-        searched AS (
-            INSERT INTO pg_temp.pe_search_delta
-            SELECT r.product_id, t.occurred_at
-              FROM popularity_engine.search_interactions t
-             CROSS JOIN LATERAL unnest(t.result_product_ids) AS r(product_id)
-             WHERE (%2$s) AND (t.id <= %4$s OR t.writer_xid < (SELECT b FROM bound))
-            RETURNING 1)
-        SELECT (SELECT s FROM snap), (SELECT b FROM bound),
-               (SELECT count(*) FROM moved), (SELECT count(*) FROM searched)$sql$,
-        popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
-        popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
-        v_state.legacy_interaction_id_floor, v_state.legacy_search_id_floor)
-    USING max_rows
-    INTO v_snap, v_bound, v_new, v_searches;
-    more := v_bound < pg_snapshot_xmax(v_snap);
-    v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
+        EXECUTE format($sql$
+            WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+            %5$s,
+            moved AS (
+                INSERT INTO pg_temp.pe_delta
+                SELECT t.product_id, t.interaction_type::text, t.event_value, t.occurred_at,
+                       NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+                  FROM popularity_engine.product_interactions t
+                 WHERE t.product_id IS NOT NULL AND (%1$s)
+                   AND (t.id <= %3$s OR t.writer_xid < (SELECT b FROM bound))
+                RETURNING 1),
+            searched AS (
+                INSERT INTO pg_temp.pe_search_delta
+                SELECT r.product_id, t.occurred_at
+                  FROM popularity_engine.search_interactions t
+                 CROSS JOIN LATERAL unnest(t.result_product_ids) AS r(product_id)
+                 WHERE (%2$s) AND (t.id <= %4$s OR t.writer_xid < (SELECT b FROM bound))
+                RETURNING 1)
+            SELECT (SELECT s FROM snap), (SELECT b FROM bound),
+                   (SELECT count(*) FROM moved), (SELECT count(*) FROM searched)$sql$,
+            v_log_clause, v_search_clause,
+            v_state.legacy_interaction_id_floor, v_state.legacy_search_id_floor,
+            popularity_engine.step_bound_cte(v_log_clause, v_state.legacy_interaction_id_floor))
+        USING max_rows
+        INTO v_snap, v_bound, v_new, v_searches;
+        more := v_bound < pg_snapshot_xmax(v_snap);
+        v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
     ELSE
         v_new := 0;
         v_searches := 0;
@@ -132,12 +166,7 @@ BEGIN
 
     -- The stored snapshot must treat this transaction as still running, so that its rows are
     -- picked up by the first refresh after it commits (an xid at or past xmax already is).
-    IF v_own_xid IS NOT NULL AND v_own_xid < pg_snapshot_xmax(v_snap) THEN
-        v_snap := format('%s:%s:%s',
-                         least(pg_snapshot_xmin(v_snap), v_own_xid), pg_snapshot_xmax(v_snap),
-                         (SELECT string_agg(x::text, ',' ORDER BY x)
-                            FROM (SELECT pg_snapshot_xip(v_snap) UNION SELECT v_own_xid) AS u(x)))::pg_snapshot;
-    END IF;
+    v_snap := popularity_engine.snapshot_with_running(v_snap, v_own_xid);
     IF v_new + v_searches > 0 THEN
         ANALYZE pg_temp.pe_delta;
 
@@ -327,6 +356,153 @@ BEGIN
     processed := v_new + v_searches;
     note := format('%s%s interactions and %s search results aggregated; trending %s', v_waited_note,
                    v_new, v_searches, coalesce('rebuilt (' || v_reason || ')', 'updated incrementally'));
+END
+$proc$;
+
+CREATE OR REPLACE FUNCTION popularity_engine.refresh_user_preferences_step(
+    as_of timestamptz, max_rows bigint,
+    OUT processed bigint, OUT more boolean, OUT note text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $proc$
+#variable_conflict use_variable
+DECLARE
+    v_state    popularity_engine.preference_state;
+    v_floors   popularity_engine.refresh_state;
+    v_snap     pg_snapshot;
+    v_own_xid  xid8 := pg_current_xact_id_if_assigned();
+    v_new      bigint;
+    v_h        double precision := popularity_engine.preference_half_life_seconds();
+    v_sig      text := popularity_engine.affinity_weights_signature();
+    v_landmark timestamptz;
+    v_rebuild  text;
+    v_bound    xid8;
+    v_log_clause text;
+    v_waited_note text := '';
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'popularity_engine.refresh_user_preferences: as_of must be a finite timestamp'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM popularity_engine.rebase_if_restored();
+    SELECT * INTO v_state FROM popularity_engine.preference_state FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        v_waited_note := clock_timestamp()::text;
+        SELECT * INTO v_state FROM popularity_engine.preference_state FOR UPDATE;
+        v_waited_note := format('waited %s s for a concurrent refresh; ',
+            round(extract(epoch FROM clock_timestamp() - v_waited_note::timestamptz)::numeric, 3));
+    END IF;
+    SELECT * INTO v_floors FROM popularity_engine.refresh_state;
+
+    CREATE TEMP TABLE pe_user_delta (
+        user_id bigint, product_id bigint, occurred_at timestamptz, aw double precision,
+        category text, brand text
+    ) ON COMMIT DROP;
+
+    v_log_clause := popularity_engine.unaggregated_rows_clause(v_floors.legacy_interaction_id_floor,
+        v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid);
+
+    -- New rows and the snapshot, in one statement, cut at a transaction boundary after about
+    -- max_rows rows (see refresh_popularity_step).
+    EXECUTE format($sql$
+        WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+        %3$s,
+        moved AS (
+            INSERT INTO pg_temp.pe_user_delta
+            SELECT t.user_id, t.product_id, t.occurred_at,
+                   CASE WHEN t.interaction_type = 'wishlist' AND t.event_value <> 1 THEN 0
+                        ELSE w.affinity_weight END,
+                   c.category, c.brand
+              FROM popularity_engine.product_interactions t
+              JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+              LEFT JOIN popularity_engine.catalog c ON c.product_id = t.product_id
+             WHERE t.user_id IS NOT NULL AND t.product_id IS NOT NULL AND (%1$s)
+               AND (t.id <= %2$s OR t.writer_xid < (SELECT b FROM bound))
+            RETURNING 1)
+        SELECT (SELECT s FROM snap), (SELECT b FROM bound), (SELECT count(*) FROM moved)$sql$,
+        v_log_clause, v_floors.legacy_interaction_id_floor,
+        popularity_engine.step_bound_cte(v_log_clause, v_floors.legacy_interaction_id_floor))
+    USING max_rows
+    INTO v_snap, v_bound, v_new;
+    more := v_bound < pg_snapshot_xmax(v_snap);
+    v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
+    v_snap := popularity_engine.snapshot_with_running(v_snap, v_own_xid);
+    ANALYZE pg_temp.pe_user_delta;
+
+    v_rebuild := CASE
+        WHEN v_state.landmark IS NULL THEN NULL  -- first refresh: the delta is everything
+        WHEN v_state.half_life IS DISTINCT FROM make_interval(secs => v_h) THEN 'preference_half_life changed'
+        WHEN v_state.weights_signature IS DISTINCT FROM v_sig THEN 'affinity weights changed'
+    END;
+    v_landmark := coalesce(v_state.landmark, as_of);
+
+    IF v_rebuild IS NULL AND extract(epoch FROM as_of - v_landmark) / v_h > 60 THEN
+        -- move the landmark before 2^x loses range: a uniform rescale, no rescan
+        UPDATE popularity_engine.user_affinity_sums
+           SET fwd = fwd * power(2::float8, extract(epoch FROM v_landmark - as_of) / v_h);
+        v_landmark := as_of;
+    END IF;
+
+    -- Profiles count every interaction with a product, whatever its weight.
+    INSERT INTO popularity_engine.user_profiles AS p
+           (user_id, interaction_count, first_interaction, last_interaction, updated_at)
+    SELECT d.user_id, count(*), min(d.occurred_at), max(d.occurred_at), now()
+      FROM pg_temp.pe_user_delta d GROUP BY 1
+    ON CONFLICT (user_id) DO UPDATE
+       SET interaction_count = p.interaction_count + excluded.interaction_count,
+           first_interaction = least(p.first_interaction, excluded.first_interaction),
+           last_interaction = greatest(p.last_interaction, excluded.last_interaction),
+           updated_at = now();
+
+    IF v_rebuild IS NOT NULL THEN
+        -- weights or half-life changed: affinities and item weights from the retained log
+        v_landmark := as_of;
+        DELETE FROM popularity_engine.user_affinity_sums;
+        DELETE FROM popularity_engine.user_item_weights;
+        TRUNCATE pg_temp.pe_user_delta;
+        INSERT INTO pg_temp.pe_user_delta
+        SELECT t.user_id, t.product_id, t.occurred_at,
+               CASE WHEN t.interaction_type = 'wishlist' AND t.event_value <> 1 THEN 0
+                    ELSE w.affinity_weight END,
+               c.category, c.brand
+          FROM popularity_engine.product_interactions t
+          JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+          LEFT JOIN popularity_engine.catalog c ON c.product_id = t.product_id
+         WHERE t.user_id IS NOT NULL AND t.product_id IS NOT NULL
+           AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_snap,
+                                                v_floors.legacy_interaction_id_floor, NULL);
+        ANALYZE pg_temp.pe_user_delta;
+    END IF;
+
+    INSERT INTO popularity_engine.user_item_weights AS u (user_id, product_id, weight, events, last_at)
+    SELECT d.user_id, d.product_id, sum(d.aw), count(*), max(d.occurred_at)
+      FROM pg_temp.pe_user_delta d WHERE d.aw > 0 GROUP BY 1, 2
+    ON CONFLICT (user_id, product_id) DO UPDATE
+       SET weight = u.weight + excluded.weight, events = u.events + excluded.events,
+           last_at = greatest(u.last_at, excluded.last_at);
+
+    INSERT INTO popularity_engine.user_affinity_sums AS a (user_id, dimension, value, fwd, events, updated_at)
+    SELECT x.user_id, x.dimension, x.value,
+           sum(x.aw * power(2::float8, extract(epoch FROM x.occurred_at - v_landmark) / v_h)), count(*), now()
+      FROM (SELECT d.user_id, 'category' AS dimension, d.category AS value, d.aw, d.occurred_at
+              FROM pg_temp.pe_user_delta d WHERE d.category IS NOT NULL AND d.aw > 0
+            UNION ALL
+            SELECT d.user_id, 'brand', d.brand, d.aw, d.occurred_at
+              FROM pg_temp.pe_user_delta d WHERE d.brand IS NOT NULL AND d.aw > 0) x
+     GROUP BY 1, 2, 3
+    ON CONFLICT (user_id, dimension, value) DO UPDATE
+       SET fwd = a.fwd + excluded.fwd, events = a.events + excluded.events, updated_at = now();
+
+    UPDATE popularity_engine.preference_state
+       SET aggregated_snapshot = v_snap,
+           legacy_snapshot = NULL,
+           as_of = refresh_user_preferences_step.as_of,
+           landmark = v_landmark,
+           half_life = make_interval(secs => v_h),
+           weights_signature = v_sig,
+           last_refresh = clock_timestamp();
+
+    processed := v_new;
+    note := format('%s%s interactions aggregated into user preferences%s', v_waited_note, v_new,
+                   coalesce('; rebuilt from the log (' || v_rebuild || ')', ''));
 END
 $proc$;
 

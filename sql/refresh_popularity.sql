@@ -36,6 +36,8 @@ DECLARE
     v_waited_note text := '';
     v_any_rows  boolean;
     v_any_searches boolean;
+    v_log_clause text;
+    v_search_clause text;
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'popularity_engine.refresh_popularity: as_of must be a finite timestamp'
@@ -70,6 +72,12 @@ BEGIN
     DELETE FROM pg_temp.pe_delta;
     DELETE FROM pg_temp.pe_search_delta;
 
+    -- The log rows (alias t) and searches that the stored state has not aggregated yet.
+    v_log_clause := popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
+        v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid);
+    v_search_clause := popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
+        v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid);
+
     -- Nothing new is the common case of a frequent schedule. A cheap probe, whose snapshot is
     -- taken by the same statement that looks, says so; then the stored snapshot simply advances
     -- to it, and the planning and execution of the statement below is saved. (The xids are
@@ -80,10 +88,7 @@ BEGIN
                EXISTS (SELECT 1 FROM popularity_engine.product_interactions t
                         WHERE t.product_id IS NOT NULL AND (%1$s)),
                EXISTS (SELECT 1 FROM popularity_engine.search_interactions t WHERE %2$s)$sql$,
-        popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
-        popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid))
+        v_log_clause, v_search_clause)
     INTO v_snap, v_any_rows, v_any_searches;
 
     -- Read both logs and capture the snapshot in ONE statement: exactly what it sees is aggregated.
@@ -91,43 +96,33 @@ BEGIN
     -- With max_rows, the step stops at a transaction boundary (xid `bound`): rows written by
     -- transactions at or after it wait for the next step, and the stored snapshot is cut there.
     IF v_any_rows OR v_any_searches THEN
-    EXECUTE format($sql$
-        WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
-        bound AS MATERIALIZED (
-            -- the first transaction after the one holding the max_rows-th new row
-            SELECT CASE WHEN $1::int8 IS NULL THEN pg_snapshot_xmax((SELECT s FROM snap)) ELSE coalesce(
-                (SELECT min(t.writer_xid) FROM popularity_engine.product_interactions t
-                  WHERE t.id > %3$s AND (%1$s)
-                    AND t.writer_xid > (SELECT t.writer_xid FROM popularity_engine.product_interactions t
-                                         WHERE t.id > %3$s AND (%1$s)
-                                         ORDER BY t.writer_xid OFFSET greatest($1 - 1, 0) LIMIT 1)),
-                pg_snapshot_xmax((SELECT s FROM snap))) END AS b),
-        moved AS (
-            INSERT INTO pg_temp.pe_delta
-            SELECT t.product_id, t.interaction_type::text, t.event_value, t.occurred_at,
-                   NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
-              FROM popularity_engine.product_interactions t
-             WHERE t.product_id IS NOT NULL AND (%1$s)
-               AND (t.id <= %3$s OR t.writer_xid < (SELECT b FROM bound))
-            RETURNING 1),
-        searched AS (
-            INSERT INTO pg_temp.pe_search_delta
-            SELECT r.product_id, t.occurred_at
-              FROM popularity_engine.search_interactions t
-             CROSS JOIN LATERAL unnest(t.result_product_ids) AS r(product_id)
-             WHERE (%2$s) AND (t.id <= %4$s OR t.writer_xid < (SELECT b FROM bound))
-            RETURNING 1)
-        SELECT (SELECT s FROM snap), (SELECT b FROM bound),
-               (SELECT count(*) FROM moved), (SELECT count(*) FROM searched)$sql$,
-        popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
-        popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
-        v_state.legacy_interaction_id_floor, v_state.legacy_search_id_floor)
-    USING max_rows
-    INTO v_snap, v_bound, v_new, v_searches;
-    more := v_bound < pg_snapshot_xmax(v_snap);
-    v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
+        EXECUTE format($sql$
+            WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+            %5$s,
+            moved AS (
+                INSERT INTO pg_temp.pe_delta
+                SELECT t.product_id, t.interaction_type::text, t.event_value, t.occurred_at,
+                       NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+                  FROM popularity_engine.product_interactions t
+                 WHERE t.product_id IS NOT NULL AND (%1$s)
+                   AND (t.id <= %3$s OR t.writer_xid < (SELECT b FROM bound))
+                RETURNING 1),
+            searched AS (
+                INSERT INTO pg_temp.pe_search_delta
+                SELECT r.product_id, t.occurred_at
+                  FROM popularity_engine.search_interactions t
+                 CROSS JOIN LATERAL unnest(t.result_product_ids) AS r(product_id)
+                 WHERE (%2$s) AND (t.id <= %4$s OR t.writer_xid < (SELECT b FROM bound))
+                RETURNING 1)
+            SELECT (SELECT s FROM snap), (SELECT b FROM bound),
+                   (SELECT count(*) FROM moved), (SELECT count(*) FROM searched)$sql$,
+            v_log_clause, v_search_clause,
+            v_state.legacy_interaction_id_floor, v_state.legacy_search_id_floor,
+            popularity_engine.step_bound_cte(v_log_clause, v_state.legacy_interaction_id_floor))
+        USING max_rows
+        INTO v_snap, v_bound, v_new, v_searches;
+        more := v_bound < pg_snapshot_xmax(v_snap);
+        v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
     ELSE
         v_new := 0;
         v_searches := 0;
@@ -136,12 +131,7 @@ BEGIN
 
     -- The stored snapshot must treat this transaction as still running, so that its rows are
     -- picked up by the first refresh after it commits (an xid at or past xmax already is).
-    IF v_own_xid IS NOT NULL AND v_own_xid < pg_snapshot_xmax(v_snap) THEN
-        v_snap := format('%s:%s:%s',
-                         least(pg_snapshot_xmin(v_snap), v_own_xid), pg_snapshot_xmax(v_snap),
-                         (SELECT string_agg(x::text, ',' ORDER BY x)
-                            FROM (SELECT pg_snapshot_xip(v_snap) UNION SELECT v_own_xid) AS u(x)))::pg_snapshot;
-    END IF;
+    v_snap := popularity_engine.snapshot_with_running(v_snap, v_own_xid);
     IF v_new + v_searches > 0 THEN
         ANALYZE pg_temp.pe_delta;
 

@@ -26,6 +26,7 @@ DECLARE
     v_landmark timestamptz;
     v_rebuild  text;
     v_bound    xid8;
+    v_log_clause text;
     v_waited_note text := '';
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
@@ -47,19 +48,14 @@ BEGIN
         category text, brand text
     ) ON COMMIT DROP;
 
+    v_log_clause := popularity_engine.unaggregated_rows_clause(v_floors.legacy_interaction_id_floor,
+        v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid);
+
     -- New rows and the snapshot, in one statement, cut at a transaction boundary after about
     -- max_rows rows (see refresh_popularity_step).
     EXECUTE format($sql$
         WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
-        bound AS MATERIALIZED (
-            -- the first transaction after the one holding the max_rows-th new row
-            SELECT CASE WHEN $1::int8 IS NULL THEN pg_snapshot_xmax((SELECT s FROM snap)) ELSE coalesce(
-                (SELECT min(t.writer_xid) FROM popularity_engine.product_interactions t
-                  WHERE t.id > %2$s AND (%1$s)
-                    AND t.writer_xid > (SELECT t.writer_xid FROM popularity_engine.product_interactions t
-                                         WHERE t.id > %2$s AND (%1$s)
-                                         ORDER BY t.writer_xid OFFSET greatest($1 - 1, 0) LIMIT 1)),
-                pg_snapshot_xmax((SELECT s FROM snap))) END AS b),
+        %3$s,
         moved AS (
             INSERT INTO pg_temp.pe_user_delta
             SELECT t.user_id, t.product_id, t.occurred_at,
@@ -73,19 +69,13 @@ BEGIN
                AND (t.id <= %2$s OR t.writer_xid < (SELECT b FROM bound))
             RETURNING 1)
         SELECT (SELECT s FROM snap), (SELECT b FROM bound), (SELECT count(*) FROM moved)$sql$,
-        popularity_engine.unaggregated_rows_clause(v_floors.legacy_interaction_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
-        v_floors.legacy_interaction_id_floor)
+        v_log_clause, v_floors.legacy_interaction_id_floor,
+        popularity_engine.step_bound_cte(v_log_clause, v_floors.legacy_interaction_id_floor))
     USING max_rows
     INTO v_snap, v_bound, v_new;
     more := v_bound < pg_snapshot_xmax(v_snap);
     v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
-    IF v_own_xid IS NOT NULL AND v_own_xid < pg_snapshot_xmax(v_snap) THEN
-        v_snap := format('%s:%s:%s',
-                         least(pg_snapshot_xmin(v_snap), v_own_xid), pg_snapshot_xmax(v_snap),
-                         (SELECT string_agg(x::text, ',' ORDER BY x)
-                            FROM (SELECT pg_snapshot_xip(v_snap) UNION SELECT v_own_xid) AS u(x)))::pg_snapshot;
-    END IF;
+    v_snap := popularity_engine.snapshot_with_running(v_snap, v_own_xid);
     ANALYZE pg_temp.pe_user_delta;
 
     v_rebuild := CASE

@@ -637,96 +637,38 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION popularity_engine.snapshot_cut(pg_snapshot, xid8) IS
   'Internal: the snapshot restricted to transactions before bound (xmax = bound).';
-/* </end connected objects> */
 
-/* <begin connected objects> */
--- src/lib.rs:25
--- requires:
---   popularity
---   transactions::may_commit
-
--- popularity_engine: how the maintenance procedures run. Each job is a "step" function that does
--- one transaction's worth of work and says whether more is left; run_job calls steps until done,
--- committing between them when it may, and records every run and every error in job_runs.
---
--- run_job (and the public procedures that call it) have no SECURITY DEFINER and no SET clause
--- because PostgreSQL forbids COMMIT in procedures with either. So they run with the caller's
--- search_path: every function and operator they use is schema-qualified.
-
-CREATE FUNCTION popularity_engine.record_job_run(
-    job text, started_at timestamptz, status text, rows_processed bigint, message text)
-RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    INSERT INTO popularity_engine.job_runs (job, started_at, finished_at, status, rows_processed, message)
-    VALUES (job, started_at, clock_timestamp(), status, rows_processed, message)
+-- The snapshot `snap` with transaction `xid` still running in it. A refresh stores this when it
+-- runs inside a transaction that has itself written to the log: those rows are left for the
+-- first refresh after that transaction commits (an xid at or past xmax already is).
+CREATE FUNCTION popularity_engine.snapshot_with_running(snap pg_snapshot, xid xid8) RETURNS pg_snapshot
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN xid IS NULL OR xid >= pg_snapshot_xmax(snap) THEN snap ELSE
+        format('%s:%s:%s', least(pg_snapshot_xmin(snap), xid), pg_snapshot_xmax(snap),
+               (SELECT string_agg(x::text, ',' ORDER BY x)
+                  FROM (SELECT pg_snapshot_xip(snap) UNION SELECT xid) AS u(x)))::pg_snapshot
+    END
 $$;
-COMMENT ON FUNCTION popularity_engine.record_job_run(text, timestamptz, text, bigint, text) IS
-  'Internal: appends one row to job_runs.';
+COMMENT ON FUNCTION popularity_engine.snapshot_with_running(pg_snapshot, xid8) IS
+  'Internal: the snapshot with transaction xid treated as still running.';
 
-CREATE FUNCTION popularity_engine.step_summary(
-    steps integer, processed bigint, first_note text, last_note text)
-RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN steps <= 1 THEN coalesce(last_note, '')
-                ELSE format('%s rows in %s transactions; first: %s; last: %s', processed, steps, first_note, last_note) END
+-- The `bound` CTE of a refresh step's reading statement: the first transaction after the one
+-- that wrote the max_rows-th unaggregated row (the statement's $1; NULL = no limit), or the
+-- snapshot's xmax. Rows of transactions before it are read now, the others by the next step, so
+-- that a step never splits a transaction. Expects a `snap` CTE holding pg_current_snapshot().
+CREATE FUNCTION popularity_engine.step_bound_cte(unaggregated text, id_floor bigint) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format($cte$bound AS MATERIALIZED (
+            SELECT CASE WHEN $1::int8 IS NULL THEN pg_snapshot_xmax((SELECT s FROM snap)) ELSE coalesce(
+                (SELECT min(t.writer_xid) FROM popularity_engine.product_interactions t
+                  WHERE t.id > %2$s AND (%1$s)
+                    AND t.writer_xid > (SELECT t.writer_xid FROM popularity_engine.product_interactions t
+                                         WHERE t.id > %2$s AND (%1$s)
+                                         ORDER BY t.writer_xid OFFSET greatest($1 - 1, 0) LIMIT 1)),
+                pg_snapshot_xmax((SELECT s FROM snap))) END AS b)$cte$, unaggregated, id_floor)
 $$;
-COMMENT ON FUNCTION popularity_engine.step_summary(integer, bigint, text, text) IS
-  'Internal: the job_runs message of a run made of several steps.';
-
-CREATE FUNCTION popularity_engine.raise_job_error(
-    job text, sqlstate text, message text, detail text, hint text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message,
-        DETAIL = coalesce(detail, ''), HINT = coalesce(hint, ''),
-        SCHEMA = 'popularity_engine', TABLE = 'job_runs';
-END $$;
-COMMENT ON FUNCTION popularity_engine.raise_job_error(text, text, text, text, text) IS
-  'Internal: raises a job''s error again, with its original SQLSTATE, after it was recorded.';
-
--- step_call is a call returning (processed bigint, more boolean, note text), in which $1 stands
--- for the row budget of one transaction (NULL when the run cannot commit between steps).
-CREATE PROCEDURE popularity_engine.run_job(job text, step_call text, max_rows bigint)
-LANGUAGE plpgsql AS $proc$
-DECLARE
-    v_started   timestamptz := pg_catalog.clock_timestamp();
-    v_commit    boolean := popularity_engine.may_commit();
-    v_step      record;
-    v_steps     integer := 0;
-    v_processed bigint := 0;
-    v_first     text;
-    v_state     text;
-    v_message   text;
-    v_detail    text;
-    v_hint      text;
-BEGIN
-    LOOP
-        BEGIN
-            EXECUTE 'SELECT * FROM ' OPERATOR(pg_catalog.||) step_call INTO v_step
-              USING CASE WHEN v_commit THEN max_rows END;
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
-                                    v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
-        END;
-        EXIT WHEN v_state IS NOT NULL;
-        v_steps := v_steps OPERATOR(pg_catalog.+) 1;
-        v_processed := v_processed OPERATOR(pg_catalog.+) v_step.processed;
-        v_first := coalesce(v_first, v_step.note);
-        EXIT WHEN NOT v_step.more;
-        COMMIT;
-    END LOOP;
-    IF v_state IS NOT NULL THEN
-        PERFORM popularity_engine.record_job_run(job, v_started, 'error', v_processed,
-            v_state OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) v_message);
-        IF v_commit THEN
-            COMMIT;  -- keep the error row, then fail the call (pg_cron records the failure too)
-        END IF;
-        PERFORM popularity_engine.raise_job_error(job, v_state, v_message, v_detail, v_hint);
-    END IF;
-    PERFORM popularity_engine.record_job_run(job, v_started, 'success', v_processed,
-        popularity_engine.step_summary(v_steps, v_processed, v_first, v_step.note));
-END
-$proc$;
-COMMENT ON PROCEDURE popularity_engine.run_job(text, text, bigint) IS
-  'Internal: runs a job''s step function until it is done, committing between steps when the call may, and records the run (or its error, before raising it again) in job_runs.';
+COMMENT ON FUNCTION popularity_engine.step_bound_cte(text, bigint) IS
+  'Internal: SQL text of the CTE that cuts a refresh step at a transaction boundary after about max_rows log rows.';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -818,6 +760,96 @@ SELECT a.user_id, a.dimension, a.value,
  CROSS JOIN popularity_engine.preference_state s;
 COMMENT ON VIEW popularity_engine.user_preferences IS
   'Per user, category and brand: affinity = sum(affinity_weight x 0.5^(age / preference_half_life)) at the as_of of the last refresh_user_preferences(), and how many interactions it sums.';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/lib.rs:25
+-- requires:
+--   popularity
+--   transactions::may_commit
+
+-- popularity_engine: how the maintenance procedures run. Each job is a "step" function that does
+-- one transaction's worth of work and says whether more is left; run_job calls steps until done,
+-- committing between them when it may, and records every run and every error in job_runs.
+--
+-- run_job (and the public procedures that call it) have no SECURITY DEFINER and no SET clause
+-- because PostgreSQL forbids COMMIT in procedures with either. So they run with the caller's
+-- search_path: every function and operator they use is schema-qualified.
+
+CREATE FUNCTION popularity_engine.record_job_run(
+    job text, started_at timestamptz, status text, rows_processed bigint, message text)
+RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO popularity_engine.job_runs (job, started_at, finished_at, status, rows_processed, message)
+    VALUES (job, started_at, clock_timestamp(), status, rows_processed, message)
+$$;
+COMMENT ON FUNCTION popularity_engine.record_job_run(text, timestamptz, text, bigint, text) IS
+  'Internal: appends one row to job_runs.';
+
+CREATE FUNCTION popularity_engine.step_summary(
+    steps integer, processed bigint, first_note text, last_note text)
+RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN steps <= 1 THEN coalesce(last_note, '')
+                ELSE format('%s rows in %s transactions; first: %s; last: %s', processed, steps, first_note, last_note) END
+$$;
+COMMENT ON FUNCTION popularity_engine.step_summary(integer, bigint, text, text) IS
+  'Internal: the job_runs message of a run made of several steps.';
+
+CREATE FUNCTION popularity_engine.raise_job_error(
+    job text, sqlstate text, message text, detail text, hint text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message,
+        DETAIL = coalesce(detail, ''), HINT = coalesce(hint, ''),
+        SCHEMA = 'popularity_engine', TABLE = 'job_runs';
+END $$;
+COMMENT ON FUNCTION popularity_engine.raise_job_error(text, text, text, text, text) IS
+  'Internal: raises a job''s error again, with its original SQLSTATE, after it was recorded.';
+
+-- step_call is a call returning (processed bigint, more boolean, note text), in which $1 stands
+-- for the row budget of one transaction (NULL when the run cannot commit between steps).
+CREATE PROCEDURE popularity_engine.run_job(job text, step_call text, max_rows bigint)
+LANGUAGE plpgsql AS $proc$
+DECLARE
+    v_started   timestamptz := pg_catalog.clock_timestamp();
+    v_commit    boolean := popularity_engine.may_commit();
+    v_step      record;
+    v_steps     integer := 0;
+    v_processed bigint := 0;
+    v_first     text;
+    v_state     text;
+    v_message   text;
+    v_detail    text;
+    v_hint      text;
+BEGIN
+    LOOP
+        BEGIN
+            EXECUTE 'SELECT * FROM ' OPERATOR(pg_catalog.||) step_call INTO v_step
+              USING CASE WHEN v_commit THEN max_rows END;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                                    v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+        END;
+        EXIT WHEN v_state IS NOT NULL;
+        v_steps := v_steps OPERATOR(pg_catalog.+) 1;
+        v_processed := v_processed OPERATOR(pg_catalog.+) v_step.processed;
+        v_first := coalesce(v_first, v_step.note);
+        EXIT WHEN NOT v_step.more;
+        COMMIT;
+    END LOOP;
+    IF v_state IS NOT NULL THEN
+        PERFORM popularity_engine.record_job_run(job, v_started, 'error', v_processed,
+            v_state OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) v_message);
+        IF v_commit THEN
+            COMMIT;  -- keep the error row, then fail the call (pg_cron records the failure too)
+        END IF;
+        PERFORM popularity_engine.raise_job_error(job, v_state, v_message, v_detail, v_hint);
+    END IF;
+    PERFORM popularity_engine.record_job_run(job, v_started, 'success', v_processed,
+        popularity_engine.step_summary(v_steps, v_processed, v_first, v_step.note));
+END
+$proc$;
+COMMENT ON PROCEDURE popularity_engine.run_job(text, text, bigint) IS
+  'Internal: runs a job''s step function until it is done, committing between steps when the call may, and records the run (or its error, before raising it again) in job_runs.';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -962,6 +994,8 @@ DECLARE
     v_waited_note text := '';
     v_any_rows  boolean;
     v_any_searches boolean;
+    v_log_clause text;
+    v_search_clause text;
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'popularity_engine.refresh_popularity: as_of must be a finite timestamp'
@@ -996,6 +1030,12 @@ BEGIN
     DELETE FROM pg_temp.pe_delta;
     DELETE FROM pg_temp.pe_search_delta;
 
+    -- The log rows (alias t) and searches that the stored state has not aggregated yet.
+    v_log_clause := popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
+        v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid);
+    v_search_clause := popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
+        v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid);
+
     -- Nothing new is the common case of a frequent schedule. A cheap probe, whose snapshot is
     -- taken by the same statement that looks, says so; then the stored snapshot simply advances
     -- to it, and the planning and execution of the statement below is saved. (The xids are
@@ -1006,10 +1046,7 @@ BEGIN
                EXISTS (SELECT 1 FROM popularity_engine.product_interactions t
                         WHERE t.product_id IS NOT NULL AND (%1$s)),
                EXISTS (SELECT 1 FROM popularity_engine.search_interactions t WHERE %2$s)$sql$,
-        popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
-        popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid))
+        v_log_clause, v_search_clause)
     INTO v_snap, v_any_rows, v_any_searches;
 
     -- Read both logs and capture the snapshot in ONE statement: exactly what it sees is aggregated.
@@ -1017,43 +1054,33 @@ BEGIN
     -- With max_rows, the step stops at a transaction boundary (xid `bound`): rows written by
     -- transactions at or after it wait for the next step, and the stored snapshot is cut there.
     IF v_any_rows OR v_any_searches THEN
-    EXECUTE format($sql$
-        WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
-        bound AS MATERIALIZED (
-            -- the first transaction after the one holding the max_rows-th new row
-            SELECT CASE WHEN $1::int8 IS NULL THEN pg_snapshot_xmax((SELECT s FROM snap)) ELSE coalesce(
-                (SELECT min(t.writer_xid) FROM popularity_engine.product_interactions t
-                  WHERE t.id > %3$s AND (%1$s)
-                    AND t.writer_xid > (SELECT t.writer_xid FROM popularity_engine.product_interactions t
-                                         WHERE t.id > %3$s AND (%1$s)
-                                         ORDER BY t.writer_xid OFFSET greatest($1 - 1, 0) LIMIT 1)),
-                pg_snapshot_xmax((SELECT s FROM snap))) END AS b),
-        moved AS (
-            INSERT INTO pg_temp.pe_delta
-            SELECT t.product_id, t.interaction_type::text, t.event_value, t.occurred_at,
-                   NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
-              FROM popularity_engine.product_interactions t
-             WHERE t.product_id IS NOT NULL AND (%1$s)
-               AND (t.id <= %3$s OR t.writer_xid < (SELECT b FROM bound))
-            RETURNING 1),
-        searched AS (
-            INSERT INTO pg_temp.pe_search_delta
-            SELECT r.product_id, t.occurred_at
-              FROM popularity_engine.search_interactions t
-             CROSS JOIN LATERAL unnest(t.result_product_ids) AS r(product_id)
-             WHERE (%2$s) AND (t.id <= %4$s OR t.writer_xid < (SELECT b FROM bound))
-            RETURNING 1)
-        SELECT (SELECT s FROM snap), (SELECT b FROM bound),
-               (SELECT count(*) FROM moved), (SELECT count(*) FROM searched)$sql$,
-        popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
-        popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
-        v_state.legacy_interaction_id_floor, v_state.legacy_search_id_floor)
-    USING max_rows
-    INTO v_snap, v_bound, v_new, v_searches;
-    more := v_bound < pg_snapshot_xmax(v_snap);
-    v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
+        EXECUTE format($sql$
+            WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+            %5$s,
+            moved AS (
+                INSERT INTO pg_temp.pe_delta
+                SELECT t.product_id, t.interaction_type::text, t.event_value, t.occurred_at,
+                       NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+                  FROM popularity_engine.product_interactions t
+                 WHERE t.product_id IS NOT NULL AND (%1$s)
+                   AND (t.id <= %3$s OR t.writer_xid < (SELECT b FROM bound))
+                RETURNING 1),
+            searched AS (
+                INSERT INTO pg_temp.pe_search_delta
+                SELECT r.product_id, t.occurred_at
+                  FROM popularity_engine.search_interactions t
+                 CROSS JOIN LATERAL unnest(t.result_product_ids) AS r(product_id)
+                 WHERE (%2$s) AND (t.id <= %4$s OR t.writer_xid < (SELECT b FROM bound))
+                RETURNING 1)
+            SELECT (SELECT s FROM snap), (SELECT b FROM bound),
+                   (SELECT count(*) FROM moved), (SELECT count(*) FROM searched)$sql$,
+            v_log_clause, v_search_clause,
+            v_state.legacy_interaction_id_floor, v_state.legacy_search_id_floor,
+            popularity_engine.step_bound_cte(v_log_clause, v_state.legacy_interaction_id_floor))
+        USING max_rows
+        INTO v_snap, v_bound, v_new, v_searches;
+        more := v_bound < pg_snapshot_xmax(v_snap);
+        v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
     ELSE
         v_new := 0;
         v_searches := 0;
@@ -1062,12 +1089,7 @@ BEGIN
 
     -- The stored snapshot must treat this transaction as still running, so that its rows are
     -- picked up by the first refresh after it commits (an xid at or past xmax already is).
-    IF v_own_xid IS NOT NULL AND v_own_xid < pg_snapshot_xmax(v_snap) THEN
-        v_snap := format('%s:%s:%s',
-                         least(pg_snapshot_xmin(v_snap), v_own_xid), pg_snapshot_xmax(v_snap),
-                         (SELECT string_agg(x::text, ',' ORDER BY x)
-                            FROM (SELECT pg_snapshot_xip(v_snap) UNION SELECT v_own_xid) AS u(x)))::pg_snapshot;
-    END IF;
+    v_snap := popularity_engine.snapshot_with_running(v_snap, v_own_xid);
     IF v_new + v_searches > 0 THEN
         ANALYZE pg_temp.pe_delta;
 
@@ -1330,6 +1352,7 @@ DECLARE
     v_landmark timestamptz;
     v_rebuild  text;
     v_bound    xid8;
+    v_log_clause text;
     v_waited_note text := '';
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
@@ -1351,19 +1374,14 @@ BEGIN
         category text, brand text
     ) ON COMMIT DROP;
 
+    v_log_clause := popularity_engine.unaggregated_rows_clause(v_floors.legacy_interaction_id_floor,
+        v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid);
+
     -- New rows and the snapshot, in one statement, cut at a transaction boundary after about
     -- max_rows rows (see refresh_popularity_step).
     EXECUTE format($sql$
         WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
-        bound AS MATERIALIZED (
-            -- the first transaction after the one holding the max_rows-th new row
-            SELECT CASE WHEN $1::int8 IS NULL THEN pg_snapshot_xmax((SELECT s FROM snap)) ELSE coalesce(
-                (SELECT min(t.writer_xid) FROM popularity_engine.product_interactions t
-                  WHERE t.id > %2$s AND (%1$s)
-                    AND t.writer_xid > (SELECT t.writer_xid FROM popularity_engine.product_interactions t
-                                         WHERE t.id > %2$s AND (%1$s)
-                                         ORDER BY t.writer_xid OFFSET greatest($1 - 1, 0) LIMIT 1)),
-                pg_snapshot_xmax((SELECT s FROM snap))) END AS b),
+        %3$s,
         moved AS (
             INSERT INTO pg_temp.pe_user_delta
             SELECT t.user_id, t.product_id, t.occurred_at,
@@ -1377,19 +1395,13 @@ BEGIN
                AND (t.id <= %2$s OR t.writer_xid < (SELECT b FROM bound))
             RETURNING 1)
         SELECT (SELECT s FROM snap), (SELECT b FROM bound), (SELECT count(*) FROM moved)$sql$,
-        popularity_engine.unaggregated_rows_clause(v_floors.legacy_interaction_id_floor,
-            v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid),
-        v_floors.legacy_interaction_id_floor)
+        v_log_clause, v_floors.legacy_interaction_id_floor,
+        popularity_engine.step_bound_cte(v_log_clause, v_floors.legacy_interaction_id_floor))
     USING max_rows
     INTO v_snap, v_bound, v_new;
     more := v_bound < pg_snapshot_xmax(v_snap);
     v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
-    IF v_own_xid IS NOT NULL AND v_own_xid < pg_snapshot_xmax(v_snap) THEN
-        v_snap := format('%s:%s:%s',
-                         least(pg_snapshot_xmin(v_snap), v_own_xid), pg_snapshot_xmax(v_snap),
-                         (SELECT string_agg(x::text, ',' ORDER BY x)
-                            FROM (SELECT pg_snapshot_xip(v_snap) UNION SELECT v_own_xid) AS u(x)))::pg_snapshot;
-    END IF;
+    v_snap := popularity_engine.snapshot_with_running(v_snap, v_own_xid);
     ANALYZE pg_temp.pe_user_delta;
 
     v_rebuild := CASE
