@@ -1,14 +1,32 @@
 -- popularity_engine: partitions of the log, retention, and erasure of a user.
 
+-- Rows (alias t) of a log that a refresh has not aggregated yet, from its stored state: `log` is
+-- product_interactions (refresh_popularity, refresh_user_preferences) or search_interactions
+-- (refresh_popularity). Both refreshes share refresh_state's id floors (see rebase_if_restored).
+CREATE FUNCTION popularity_engine.pending_rows_clause(consumer text, log text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN consumer = 'refresh_popularity' AND log = 'product_interactions' THEN
+            popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
+                r.aggregated_snapshot, r.legacy_snapshot, NULL)
+        WHEN consumer = 'refresh_popularity' AND log = 'search_interactions' THEN
+            popularity_engine.unaggregated_rows_clause(r.legacy_search_id_floor,
+                r.aggregated_snapshot, r.legacy_snapshot, NULL)
+        WHEN consumer = 'refresh_user_preferences' AND log = 'product_interactions' THEN
+            popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
+                p.aggregated_snapshot, p.legacy_snapshot, NULL)
+        ELSE 'false' END
+      FROM popularity_engine.refresh_state r, popularity_engine.preference_state p
+$$;
+COMMENT ON FUNCTION popularity_engine.pending_rows_clause(text, text) IS
+  'Internal: SQL condition selecting the rows (alias t) of a log (product_interactions or search_interactions) that a refresh (refresh_popularity or refresh_user_preferences) has not aggregated yet; false for a pair that does not exist.';
+
 -- Rows of the log (alias t) that some consumer has not aggregated yet.
 CREATE FUNCTION popularity_engine.unaggregated_anywhere_clause() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT format('(%s) OR (%s)',
-        popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
-            r.aggregated_snapshot, r.legacy_snapshot, NULL),
-        popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
-            p.aggregated_snapshot, p.legacy_snapshot, NULL))
-      FROM popularity_engine.refresh_state r, popularity_engine.preference_state p
+        popularity_engine.pending_rows_clause('refresh_popularity', 'product_interactions'),
+        popularity_engine.pending_rows_clause('refresh_user_preferences', 'product_interactions'))
 $$;
 COMMENT ON FUNCTION popularity_engine.unaggregated_anywhere_clause() IS
   'Internal: SQL condition selecting log rows (alias t) that refresh_popularity or refresh_user_preferences has not aggregated yet.';
@@ -24,6 +42,7 @@ DECLARE
     v_name    text;
     v_created integer := 0;
     v_moved   bigint;
+    v_moving  boolean;
 BEGIN
     IF weeks_ahead IS NULL OR weeks_ahead < 1 OR weeks_ahead > 52 THEN
         RAISE EXCEPTION 'popularity_engine.ensure_partitions: weeks_ahead = % is not allowed: expected 1 to 52', weeks_ahead
@@ -37,24 +56,26 @@ BEGIN
     LOOP
         v_name := 'product_interactions_p' || to_char(v_week AT TIME ZONE 'UTC', 'YYYYMMDD');
         CONTINUE WHEN to_regclass('popularity_engine.' || quote_ident(v_name)) IS NOT NULL;
-        IF EXISTS (SELECT 1 FROM popularity_engine.product_interactions_default
-                    WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours') THEN
-            -- move those rows (writer_xid and ids unchanged, so aggregation is unaffected)
+        -- rows of that week already in the default partition must leave it before the week's
+        -- partition can exist; they are moved with writer_xid and ids unchanged, so aggregation
+        -- is unaffected
+        v_moving := EXISTS (SELECT 1 FROM popularity_engine.product_interactions_default
+                             WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours');
+        IF v_moving THEN
             LOCK TABLE popularity_engine.product_interactions IN ACCESS EXCLUSIVE MODE;
             CREATE TEMP TABLE pe_moving ON COMMIT DROP AS
                 SELECT * FROM popularity_engine.product_interactions_default
                  WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours';
             DELETE FROM popularity_engine.product_interactions_default
              WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours';
-            EXECUTE format('CREATE TABLE popularity_engine.%I PARTITION OF popularity_engine.product_interactions
-                            FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '168 hours');
+        END IF;
+        EXECUTE format('CREATE TABLE popularity_engine.%I PARTITION OF popularity_engine.product_interactions
+                        FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '168 hours');
+        IF v_moving THEN
             INSERT INTO popularity_engine.product_interactions SELECT * FROM pg_temp.pe_moving;
             GET DIAGNOSTICS v_moved = ROW_COUNT;
             DROP TABLE pg_temp.pe_moving;
             RAISE NOTICE 'popularity_engine: moved % rows from the default partition into %', v_moved, v_name;
-        ELSE
-            EXECUTE format('CREATE TABLE popularity_engine.%I PARTITION OF popularity_engine.product_interactions
-                            FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '168 hours');
         END IF;
         PERFORM popularity_engine.index_log_partition(('popularity_engine.' || quote_ident(v_name))::regclass);
         EXECUTE format('COMMENT ON TABLE popularity_engine.%I IS %L', v_name,
@@ -123,10 +144,7 @@ BEGIN
     GET DIAGNOSTICS v_n = ROW_COUNT;
     v_rows := v_rows + v_n;
     EXECUTE format('DELETE FROM popularity_engine.search_interactions t WHERE t.occurred_at < %L AND NOT (%s)',
-                   v_cutoff,
-                   (SELECT popularity_engine.unaggregated_rows_clause(r.legacy_search_id_floor,
-                               r.aggregated_snapshot, r.legacy_snapshot, NULL)
-                      FROM popularity_engine.refresh_state r));
+                   v_cutoff, popularity_engine.pending_rows_clause('refresh_popularity', 'search_interactions'));
     GET DIAGNOSTICS v_n = ROW_COUNT;
     v_rows := v_rows + v_n;
     DELETE FROM popularity_engine.interaction_event_ids WHERE recorded_at < v_cutoff;

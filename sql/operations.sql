@@ -65,15 +65,7 @@ DECLARE
     v_count bigint;
 BEGIN
     EXECUTE format('SELECT count(*) FROM popularity_engine.product_interactions t WHERE t.product_id IS NOT NULL AND (%s)',
-        CASE consumer
-            WHEN 'refresh_popularity' THEN
-                (SELECT popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
-                            r.aggregated_snapshot, r.legacy_snapshot, NULL) FROM popularity_engine.refresh_state r)
-            WHEN 'refresh_user_preferences' THEN
-                (SELECT popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
-                            p.aggregated_snapshot, p.legacy_snapshot, NULL)
-                   FROM popularity_engine.refresh_state r, popularity_engine.preference_state p)
-            ELSE 'false' END)
+                   popularity_engine.pending_rows_clause(consumer, 'product_interactions'))
        INTO v_count;
     RETURN v_count;
 END

@@ -34,6 +34,16 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
+    -- The counter (a product_stats column, and interaction_weights.counter) a mode ranks by.
+    v_counter := CASE mode
+        WHEN 'most_viewed' THEN 'view_count'
+        WHEN 'most_carted' THEN 'cart_add_count'
+        WHEN 'most_ordered' THEN 'order_count'
+        WHEN 'most_searched' THEN 'search_click_count'
+        WHEN 'most_wishlisted' THEN 'wishlist_count'
+        WHEN 'top_rated' THEN 'review_count'
+    END;
+
     IF time_window IS NULL THEN
         IF mode = 'trending' THEN
             SELECT * INTO v_state FROM popularity_engine.refresh_state;
@@ -56,12 +66,8 @@ BEGIN
         END IF;
         v_score := CASE mode
             WHEN 'overall' THEN 's.popularity_score'
-            WHEN 'most_viewed' THEN 's.view_count'
-            WHEN 'most_carted' THEN 's.cart_add_count'
-            WHEN 'most_ordered' THEN 's.order_count'
-            WHEN 'most_searched' THEN 's.search_click_count'
-            WHEN 'most_wishlisted' THEN 's.wishlist_count'
             WHEN 'top_rated' THEN '(s.rating_sum / s.review_count)'
+            ELSE 's.' || v_counter
         END;
         RETURN QUERY EXECUTE format($q$
             SELECT (row_number() OVER (ORDER BY %1$s DESC, s.product_id))::integer,
@@ -80,13 +86,6 @@ BEGIN
 
     -- With a window: sum the hourly buckets from the start of the hour time_window ago.
     v_since := date_trunc('hour', now() - time_window, 'UTC');
-    IF mode = 'most_searched' THEN v_counter := 'search_click_count';
-    ELSIF mode = 'most_viewed' THEN v_counter := 'view_count';
-    ELSIF mode = 'most_carted' THEN v_counter := 'cart_add_count';
-    ELSIF mode = 'most_ordered' THEN v_counter := 'order_count';
-    ELSIF mode = 'most_wishlisted' THEN v_counter := 'wishlist_count';
-    ELSIF mode = 'top_rated' THEN v_counter := 'review_count';
-    END IF;
     v_score := CASE
         WHEN mode = 'overall' THEN 'sum(h.events * w.popularity_weight)'
         WHEN mode = 'trending' THEN

@@ -5,11 +5,12 @@
 --   its temporary tables live for the session; catalog attributes are looked up by key instead
 --   of hashing the whole catalog.
 -- * popular_products with a time window: the top n are chosen before the catalog join.
--- * both refresh steps build their transaction-boundary cut and their own-transaction snapshot
---   with two shared helpers (step_bound_cte, snapshot_with_running).
--- The definitions below are those of sql/popularity.sql, sql/refresh_popularity.sql,
--- sql/refresh_user_preferences.sql and sql/popular_products.sql in 0.2.0; tests/upgrade checks
--- that an updated 0.1.0 equals a fresh 0.2.0 install.
+-- * shared helpers instead of copies: the transaction-boundary cut and the own-transaction
+--   snapshot of both refresh steps (step_bound_cte, snapshot_with_running), and the "not yet
+--   aggregated" condition of each refresh (pending_rows_clause) used by pending_interactions,
+--   aggregation_lag and cleanup_interactions.
+-- The definitions below are those of the same objects in sql/*.sql of 0.2.0; tests/upgrade
+-- checks that an updated 0.1.0 equals a fresh 0.2.0 install.
 \echo Use "ALTER EXTENSION popularity_engine UPDATE TO '0.2.0'" to load this file. \quit
 
 -- The snapshot `snap` with transaction `xid` still running in it. A refresh stores this when it
@@ -44,9 +45,175 @@ $$;
 COMMENT ON FUNCTION popularity_engine.step_bound_cte(text, bigint) IS
   'Internal: SQL text of the CTE that cuts a refresh step at a transaction boundary after about max_rows log rows.';
 
+-- Rows (alias t) of a log that a refresh has not aggregated yet, from its stored state: `log` is
+-- product_interactions (refresh_popularity, refresh_user_preferences) or search_interactions
+-- (refresh_popularity). Both refreshes share refresh_state's id floors (see rebase_if_restored).
+CREATE FUNCTION popularity_engine.pending_rows_clause(consumer text, log text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN consumer = 'refresh_popularity' AND log = 'product_interactions' THEN
+            popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
+                r.aggregated_snapshot, r.legacy_snapshot, NULL)
+        WHEN consumer = 'refresh_popularity' AND log = 'search_interactions' THEN
+            popularity_engine.unaggregated_rows_clause(r.legacy_search_id_floor,
+                r.aggregated_snapshot, r.legacy_snapshot, NULL)
+        WHEN consumer = 'refresh_user_preferences' AND log = 'product_interactions' THEN
+            popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
+                p.aggregated_snapshot, p.legacy_snapshot, NULL)
+        ELSE 'false' END
+      FROM popularity_engine.refresh_state r, popularity_engine.preference_state p
+$$;
+COMMENT ON FUNCTION popularity_engine.pending_rows_clause(text, text) IS
+  'Internal: SQL condition selecting the rows (alias t) of a log (product_interactions or search_interactions) that a refresh (refresh_popularity or refresh_user_preferences) has not aggregated yet; false for a pair that does not exist.';
+
 -- as in a fresh install, where finalize.sql revokes EXECUTE on every function from PUBLIC
 REVOKE EXECUTE ON FUNCTION popularity_engine.snapshot_with_running(pg_snapshot, xid8),
-                          popularity_engine.step_bound_cte(text, bigint) FROM PUBLIC;
+                          popularity_engine.step_bound_cte(text, bigint),
+                          popularity_engine.pending_rows_clause(text, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION popularity_engine.unaggregated_anywhere_clause() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('(%s) OR (%s)',
+        popularity_engine.pending_rows_clause('refresh_popularity', 'product_interactions'),
+        popularity_engine.pending_rows_clause('refresh_user_preferences', 'product_interactions'))
+$$;
+
+CREATE OR REPLACE FUNCTION popularity_engine.ensure_partitions(
+    since timestamptz DEFAULT NULL, weeks_ahead integer DEFAULT 4)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_week    timestamptz;
+    v_name    text;
+    v_created integer := 0;
+    v_moved   bigint;
+    v_moving  boolean;
+BEGIN
+    IF weeks_ahead IS NULL OR weeks_ahead < 1 OR weeks_ahead > 52 THEN
+        RAISE EXCEPTION 'popularity_engine.ensure_partitions: weeks_ahead = % is not allowed: expected 1 to 52', weeks_ahead
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR v_week IN
+        SELECT w FROM generate_series(
+                   date_trunc('week', coalesce(since, now()), 'UTC'),
+                   date_trunc('week', now(), 'UTC') + make_interval(weeks => weeks_ahead),
+                   interval '168 hours') AS w
+    LOOP
+        v_name := 'product_interactions_p' || to_char(v_week AT TIME ZONE 'UTC', 'YYYYMMDD');
+        CONTINUE WHEN to_regclass('popularity_engine.' || quote_ident(v_name)) IS NOT NULL;
+        -- rows of that week already in the default partition must leave it before the week's
+        -- partition can exist; they are moved with writer_xid and ids unchanged, so aggregation
+        -- is unaffected
+        v_moving := EXISTS (SELECT 1 FROM popularity_engine.product_interactions_default
+                             WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours');
+        IF v_moving THEN
+            LOCK TABLE popularity_engine.product_interactions IN ACCESS EXCLUSIVE MODE;
+            CREATE TEMP TABLE pe_moving ON COMMIT DROP AS
+                SELECT * FROM popularity_engine.product_interactions_default
+                 WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours';
+            DELETE FROM popularity_engine.product_interactions_default
+             WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours';
+        END IF;
+        EXECUTE format('CREATE TABLE popularity_engine.%I PARTITION OF popularity_engine.product_interactions
+                        FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '168 hours');
+        IF v_moving THEN
+            INSERT INTO popularity_engine.product_interactions SELECT * FROM pg_temp.pe_moving;
+            GET DIAGNOSTICS v_moved = ROW_COUNT;
+            DROP TABLE pg_temp.pe_moving;
+            RAISE NOTICE 'popularity_engine: moved % rows from the default partition into %', v_moved, v_name;
+        END IF;
+        PERFORM popularity_engine.index_log_partition(('popularity_engine.' || quote_ident(v_name))::regclass);
+        EXECUTE format('COMMENT ON TABLE popularity_engine.%I IS %L', v_name,
+                       'Interactions of the week from ' || to_char(v_week AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ' (UTC).');
+        v_created := v_created + 1;
+    END LOOP;
+    RETURN v_created;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION popularity_engine.cleanup_interactions_step(
+    retention interval, OUT processed bigint, OUT more boolean, OUT note text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $proc$
+#variable_conflict use_variable
+DECLARE
+    v_keep      interval;
+    v_cutoff    timestamptz;
+    v_part      record;
+    v_pending   bigint;
+    v_dropped   integer := 0;
+    v_kept      text[] := '{}';
+    v_rows      bigint := 0;
+    v_n         bigint;
+    v_created   integer;
+    v_clause    text;
+BEGIN
+    -- one cleanup at a time (two would race to create the same partitions); a second one waits
+    PERFORM pg_advisory_xact_lock(hashtext('popularity_engine.cleanup_interactions'));
+    v_keep := coalesce(retention, make_interval(secs => popularity_engine.retention_seconds()));
+    IF v_keep < interval '0' THEN
+        RAISE EXCEPTION 'popularity_engine.cleanup_interactions: retention % is not allowed: expected a positive interval', v_keep
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- trending reads the raw events of its window: never drop those
+    v_keep := greatest(v_keep, make_interval(secs => popularity_engine.trending_window_seconds()) + interval '1 day');
+    v_cutoff := now() - v_keep;
+    v_created := popularity_engine.ensure_partitions(v_cutoff, 4);
+    v_clause := popularity_engine.unaggregated_anywhere_clause();
+
+    -- whole weekly partitions that end before the cutoff, once everything in them is aggregated
+    FOR v_part IN
+        SELECT c.oid::regclass AS rel, c.relname,
+               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper_bound
+          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'popularity_engine.product_interactions'::regclass
+           AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+         ORDER BY 3
+    LOOP
+        CONTINUE WHEN v_part.upper_bound IS NULL OR v_part.upper_bound > v_cutoff;
+        EXECUTE format('SELECT count(*) FROM %s t WHERE %s', v_part.rel, v_clause) INTO v_pending;
+        IF v_pending > 0 THEN
+            v_kept := v_kept || format('%s (%s rows not aggregated yet)', v_part.relname, v_pending);
+            CONTINUE;
+        END IF;
+        EXECUTE format('SELECT count(*) FROM %s', v_part.rel) INTO v_n;
+        EXECUTE format('DROP TABLE %s', v_part.rel);
+        v_rows := v_rows + v_n;
+        v_dropped := v_dropped + 1;
+    END LOOP;
+
+    -- old rows in the default partition, and old searches, once aggregated
+    EXECUTE format('DELETE FROM popularity_engine.product_interactions_default t
+                     WHERE t.occurred_at < %L AND NOT (%s)', v_cutoff, v_clause);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_rows := v_rows + v_n;
+    EXECUTE format('DELETE FROM popularity_engine.search_interactions t WHERE t.occurred_at < %L AND NOT (%s)',
+                   v_cutoff, popularity_engine.pending_rows_clause('refresh_popularity', 'search_interactions'));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_rows := v_rows + v_n;
+    DELETE FROM popularity_engine.interaction_event_ids WHERE recorded_at < v_cutoff;
+    DELETE FROM popularity_engine.popularity_hourly WHERE bucket_hour < v_cutoff;
+    DELETE FROM popularity_engine.search_hourly WHERE bucket_hour < v_cutoff;
+    DELETE FROM popularity_engine.job_runs WHERE started_at < now() - greatest(v_keep, interval '30 days');
+
+    processed := v_rows;
+    more := false;
+    note := format('kept %s; dropped %s partitions, %s rows older than %s; created %s partitions%s',
+                   v_keep, v_dropped, v_rows, v_cutoff, v_created,
+                   CASE WHEN cardinality(v_kept) > 0 THEN '; waiting for a refresh: ' || array_to_string(v_kept, ', ') ELSE '' END);
+END
+$proc$;
+
+CREATE OR REPLACE FUNCTION popularity_engine.pending_interactions(consumer text) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_count bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM popularity_engine.product_interactions t WHERE t.product_id IS NOT NULL AND (%s)',
+                   popularity_engine.pending_rows_clause(consumer, 'product_interactions'))
+       INTO v_count;
+    RETURN v_count;
+END
+$fn$;
 
 CREATE OR REPLACE FUNCTION popularity_engine.refresh_popularity_step(
     as_of timestamptz, max_rows bigint,
@@ -359,6 +526,23 @@ BEGIN
 END
 $proc$;
 
+CREATE OR REPLACE FUNCTION popularity_engine.aggregation_lag(
+    OUT pending_interactions bigint, OUT pending_searches bigint,
+    OUT last_refresh timestamptz, OUT refreshed_as_of timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_state popularity_engine.refresh_state;
+BEGIN
+    SELECT * INTO v_state FROM popularity_engine.refresh_state;
+    pending_interactions := popularity_engine.pending_interactions('refresh_popularity');
+    EXECUTE format('SELECT count(*) FROM popularity_engine.search_interactions t WHERE %s',
+                   popularity_engine.pending_rows_clause('refresh_popularity', 'search_interactions'))
+       INTO pending_searches;
+    last_refresh := v_state.last_refresh;
+    refreshed_as_of := v_state.as_of;
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION popularity_engine.refresh_user_preferences_step(
     as_of timestamptz, max_rows bigint,
     OUT processed bigint, OUT more boolean, OUT note text)
@@ -533,6 +717,16 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
+    -- The counter (a product_stats column, and interaction_weights.counter) a mode ranks by.
+    v_counter := CASE mode
+        WHEN 'most_viewed' THEN 'view_count'
+        WHEN 'most_carted' THEN 'cart_add_count'
+        WHEN 'most_ordered' THEN 'order_count'
+        WHEN 'most_searched' THEN 'search_click_count'
+        WHEN 'most_wishlisted' THEN 'wishlist_count'
+        WHEN 'top_rated' THEN 'review_count'
+    END;
+
     IF time_window IS NULL THEN
         IF mode = 'trending' THEN
             SELECT * INTO v_state FROM popularity_engine.refresh_state;
@@ -555,12 +749,8 @@ BEGIN
         END IF;
         v_score := CASE mode
             WHEN 'overall' THEN 's.popularity_score'
-            WHEN 'most_viewed' THEN 's.view_count'
-            WHEN 'most_carted' THEN 's.cart_add_count'
-            WHEN 'most_ordered' THEN 's.order_count'
-            WHEN 'most_searched' THEN 's.search_click_count'
-            WHEN 'most_wishlisted' THEN 's.wishlist_count'
             WHEN 'top_rated' THEN '(s.rating_sum / s.review_count)'
+            ELSE 's.' || v_counter
         END;
         RETURN QUERY EXECUTE format($q$
             SELECT (row_number() OVER (ORDER BY %1$s DESC, s.product_id))::integer,
@@ -579,13 +769,6 @@ BEGIN
 
     -- With a window: sum the hourly buckets from the start of the hour time_window ago.
     v_since := date_trunc('hour', now() - time_window, 'UTC');
-    IF mode = 'most_searched' THEN v_counter := 'search_click_count';
-    ELSIF mode = 'most_viewed' THEN v_counter := 'view_count';
-    ELSIF mode = 'most_carted' THEN v_counter := 'cart_add_count';
-    ELSIF mode = 'most_ordered' THEN v_counter := 'order_count';
-    ELSIF mode = 'most_wishlisted' THEN v_counter := 'wishlist_count';
-    ELSIF mode = 'top_rated' THEN v_counter := 'review_count';
-    END IF;
     v_score := CASE
         WHEN mode = 'overall' THEN 'sum(h.events * w.popularity_weight)'
         WHEN mode = 'trending' THEN

@@ -348,8 +348,7 @@ BEGIN
     SELECT * INTO v_state FROM popularity_engine.refresh_state;
     pending_interactions := popularity_engine.pending_interactions('refresh_popularity');
     EXECUTE format('SELECT count(*) FROM popularity_engine.search_interactions t WHERE %s',
-                   popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
-                       v_state.aggregated_snapshot, v_state.legacy_snapshot, NULL))
+                   popularity_engine.pending_rows_clause('refresh_popularity', 'search_interactions'))
        INTO pending_searches;
     last_refresh := v_state.last_refresh;
     refreshed_as_of := v_state.as_of;

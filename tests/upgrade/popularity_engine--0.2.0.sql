@@ -672,6 +672,96 @@ COMMENT ON FUNCTION popularity_engine.step_bound_cte(text, bigint) IS
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/lib.rs:25
+-- requires:
+--   popularity
+--   transactions::may_commit
+
+-- popularity_engine: how the maintenance procedures run. Each job is a "step" function that does
+-- one transaction's worth of work and says whether more is left; run_job calls steps until done,
+-- committing between them when it may, and records every run and every error in job_runs.
+--
+-- run_job (and the public procedures that call it) have no SECURITY DEFINER and no SET clause
+-- because PostgreSQL forbids COMMIT in procedures with either. So they run with the caller's
+-- search_path: every function and operator they use is schema-qualified.
+
+CREATE FUNCTION popularity_engine.record_job_run(
+    job text, started_at timestamptz, status text, rows_processed bigint, message text)
+RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO popularity_engine.job_runs (job, started_at, finished_at, status, rows_processed, message)
+    VALUES (job, started_at, clock_timestamp(), status, rows_processed, message)
+$$;
+COMMENT ON FUNCTION popularity_engine.record_job_run(text, timestamptz, text, bigint, text) IS
+  'Internal: appends one row to job_runs.';
+
+CREATE FUNCTION popularity_engine.step_summary(
+    steps integer, processed bigint, first_note text, last_note text)
+RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN steps <= 1 THEN coalesce(last_note, '')
+                ELSE format('%s rows in %s transactions; first: %s; last: %s', processed, steps, first_note, last_note) END
+$$;
+COMMENT ON FUNCTION popularity_engine.step_summary(integer, bigint, text, text) IS
+  'Internal: the job_runs message of a run made of several steps.';
+
+CREATE FUNCTION popularity_engine.raise_job_error(
+    job text, sqlstate text, message text, detail text, hint text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message,
+        DETAIL = coalesce(detail, ''), HINT = coalesce(hint, ''),
+        SCHEMA = 'popularity_engine', TABLE = 'job_runs';
+END $$;
+COMMENT ON FUNCTION popularity_engine.raise_job_error(text, text, text, text, text) IS
+  'Internal: raises a job''s error again, with its original SQLSTATE, after it was recorded.';
+
+-- step_call is a call returning (processed bigint, more boolean, note text), in which $1 stands
+-- for the row budget of one transaction (NULL when the run cannot commit between steps).
+CREATE PROCEDURE popularity_engine.run_job(job text, step_call text, max_rows bigint)
+LANGUAGE plpgsql AS $proc$
+DECLARE
+    v_started   timestamptz := pg_catalog.clock_timestamp();
+    v_commit    boolean := popularity_engine.may_commit();
+    v_step      record;
+    v_steps     integer := 0;
+    v_processed bigint := 0;
+    v_first     text;
+    v_state     text;
+    v_message   text;
+    v_detail    text;
+    v_hint      text;
+BEGIN
+    LOOP
+        BEGIN
+            EXECUTE 'SELECT * FROM ' OPERATOR(pg_catalog.||) step_call INTO v_step
+              USING CASE WHEN v_commit THEN max_rows END;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                                    v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+        END;
+        EXIT WHEN v_state IS NOT NULL;
+        v_steps := v_steps OPERATOR(pg_catalog.+) 1;
+        v_processed := v_processed OPERATOR(pg_catalog.+) v_step.processed;
+        v_first := coalesce(v_first, v_step.note);
+        EXIT WHEN NOT v_step.more;
+        COMMIT;
+    END LOOP;
+    IF v_state IS NOT NULL THEN
+        PERFORM popularity_engine.record_job_run(job, v_started, 'error', v_processed,
+            v_state OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) v_message);
+        IF v_commit THEN
+            COMMIT;  -- keep the error row, then fail the call (pg_cron records the failure too)
+        END IF;
+        PERFORM popularity_engine.raise_job_error(job, v_state, v_message, v_detail, v_hint);
+    END IF;
+    PERFORM popularity_engine.record_job_run(job, v_started, 'success', v_processed,
+        popularity_engine.step_summary(v_steps, v_processed, v_first, v_step.note));
+END
+$proc$;
+COMMENT ON PROCEDURE popularity_engine.run_job(text, text, bigint) IS
+  'Internal: runs a job''s step function until it is done, committing between steps when the call may, and records the run (or its error, before raising it again) in job_runs.';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/lib.rs:32
 -- requires:
 --   popularity
@@ -760,96 +850,6 @@ SELECT a.user_id, a.dimension, a.value,
  CROSS JOIN popularity_engine.preference_state s;
 COMMENT ON VIEW popularity_engine.user_preferences IS
   'Per user, category and brand: affinity = sum(affinity_weight x 0.5^(age / preference_half_life)) at the as_of of the last refresh_user_preferences(), and how many interactions it sums.';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/lib.rs:25
--- requires:
---   popularity
---   transactions::may_commit
-
--- popularity_engine: how the maintenance procedures run. Each job is a "step" function that does
--- one transaction's worth of work and says whether more is left; run_job calls steps until done,
--- committing between them when it may, and records every run and every error in job_runs.
---
--- run_job (and the public procedures that call it) have no SECURITY DEFINER and no SET clause
--- because PostgreSQL forbids COMMIT in procedures with either. So they run with the caller's
--- search_path: every function and operator they use is schema-qualified.
-
-CREATE FUNCTION popularity_engine.record_job_run(
-    job text, started_at timestamptz, status text, rows_processed bigint, message text)
-RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    INSERT INTO popularity_engine.job_runs (job, started_at, finished_at, status, rows_processed, message)
-    VALUES (job, started_at, clock_timestamp(), status, rows_processed, message)
-$$;
-COMMENT ON FUNCTION popularity_engine.record_job_run(text, timestamptz, text, bigint, text) IS
-  'Internal: appends one row to job_runs.';
-
-CREATE FUNCTION popularity_engine.step_summary(
-    steps integer, processed bigint, first_note text, last_note text)
-RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN steps <= 1 THEN coalesce(last_note, '')
-                ELSE format('%s rows in %s transactions; first: %s; last: %s', processed, steps, first_note, last_note) END
-$$;
-COMMENT ON FUNCTION popularity_engine.step_summary(integer, bigint, text, text) IS
-  'Internal: the job_runs message of a run made of several steps.';
-
-CREATE FUNCTION popularity_engine.raise_job_error(
-    job text, sqlstate text, message text, detail text, hint text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message,
-        DETAIL = coalesce(detail, ''), HINT = coalesce(hint, ''),
-        SCHEMA = 'popularity_engine', TABLE = 'job_runs';
-END $$;
-COMMENT ON FUNCTION popularity_engine.raise_job_error(text, text, text, text, text) IS
-  'Internal: raises a job''s error again, with its original SQLSTATE, after it was recorded.';
-
--- step_call is a call returning (processed bigint, more boolean, note text), in which $1 stands
--- for the row budget of one transaction (NULL when the run cannot commit between steps).
-CREATE PROCEDURE popularity_engine.run_job(job text, step_call text, max_rows bigint)
-LANGUAGE plpgsql AS $proc$
-DECLARE
-    v_started   timestamptz := pg_catalog.clock_timestamp();
-    v_commit    boolean := popularity_engine.may_commit();
-    v_step      record;
-    v_steps     integer := 0;
-    v_processed bigint := 0;
-    v_first     text;
-    v_state     text;
-    v_message   text;
-    v_detail    text;
-    v_hint      text;
-BEGIN
-    LOOP
-        BEGIN
-            EXECUTE 'SELECT * FROM ' OPERATOR(pg_catalog.||) step_call INTO v_step
-              USING CASE WHEN v_commit THEN max_rows END;
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
-                                    v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
-        END;
-        EXIT WHEN v_state IS NOT NULL;
-        v_steps := v_steps OPERATOR(pg_catalog.+) 1;
-        v_processed := v_processed OPERATOR(pg_catalog.+) v_step.processed;
-        v_first := coalesce(v_first, v_step.note);
-        EXIT WHEN NOT v_step.more;
-        COMMIT;
-    END LOOP;
-    IF v_state IS NOT NULL THEN
-        PERFORM popularity_engine.record_job_run(job, v_started, 'error', v_processed,
-            v_state OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) v_message);
-        IF v_commit THEN
-            COMMIT;  -- keep the error row, then fail the call (pg_cron records the failure too)
-        END IF;
-        PERFORM popularity_engine.raise_job_error(job, v_state, v_message, v_detail, v_hint);
-    END IF;
-    PERFORM popularity_engine.record_job_run(job, v_started, 'success', v_processed,
-        popularity_engine.step_summary(v_steps, v_processed, v_first, v_step.note));
-END
-$proc$;
-COMMENT ON PROCEDURE popularity_engine.run_job(text, text, bigint) IS
-  'Internal: runs a job''s step function until it is done, committing between steps when the call may, and records the run (or its error, before raising it again) in job_runs.';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -1306,8 +1306,7 @@ BEGIN
     SELECT * INTO v_state FROM popularity_engine.refresh_state;
     pending_interactions := popularity_engine.pending_interactions('refresh_popularity');
     EXECUTE format('SELECT count(*) FROM popularity_engine.search_interactions t WHERE %s',
-                   popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
-                       v_state.aggregated_snapshot, v_state.legacy_snapshot, NULL))
+                   popularity_engine.pending_rows_clause('refresh_popularity', 'search_interactions'))
        INTO pending_searches;
     last_refresh := v_state.last_refresh;
     refreshed_as_of := v_state.as_of;
@@ -1627,15 +1626,33 @@ COMMENT ON FUNCTION popularity_engine.user_profile(bigint) IS
 
 -- popularity_engine: partitions of the log, retention, and erasure of a user.
 
+-- Rows (alias t) of a log that a refresh has not aggregated yet, from its stored state: `log` is
+-- product_interactions (refresh_popularity, refresh_user_preferences) or search_interactions
+-- (refresh_popularity). Both refreshes share refresh_state's id floors (see rebase_if_restored).
+CREATE FUNCTION popularity_engine.pending_rows_clause(consumer text, log text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN consumer = 'refresh_popularity' AND log = 'product_interactions' THEN
+            popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
+                r.aggregated_snapshot, r.legacy_snapshot, NULL)
+        WHEN consumer = 'refresh_popularity' AND log = 'search_interactions' THEN
+            popularity_engine.unaggregated_rows_clause(r.legacy_search_id_floor,
+                r.aggregated_snapshot, r.legacy_snapshot, NULL)
+        WHEN consumer = 'refresh_user_preferences' AND log = 'product_interactions' THEN
+            popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
+                p.aggregated_snapshot, p.legacy_snapshot, NULL)
+        ELSE 'false' END
+      FROM popularity_engine.refresh_state r, popularity_engine.preference_state p
+$$;
+COMMENT ON FUNCTION popularity_engine.pending_rows_clause(text, text) IS
+  'Internal: SQL condition selecting the rows (alias t) of a log (product_interactions or search_interactions) that a refresh (refresh_popularity or refresh_user_preferences) has not aggregated yet; false for a pair that does not exist.';
+
 -- Rows of the log (alias t) that some consumer has not aggregated yet.
 CREATE FUNCTION popularity_engine.unaggregated_anywhere_clause() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT format('(%s) OR (%s)',
-        popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
-            r.aggregated_snapshot, r.legacy_snapshot, NULL),
-        popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
-            p.aggregated_snapshot, p.legacy_snapshot, NULL))
-      FROM popularity_engine.refresh_state r, popularity_engine.preference_state p
+        popularity_engine.pending_rows_clause('refresh_popularity', 'product_interactions'),
+        popularity_engine.pending_rows_clause('refresh_user_preferences', 'product_interactions'))
 $$;
 COMMENT ON FUNCTION popularity_engine.unaggregated_anywhere_clause() IS
   'Internal: SQL condition selecting log rows (alias t) that refresh_popularity or refresh_user_preferences has not aggregated yet.';
@@ -1651,6 +1668,7 @@ DECLARE
     v_name    text;
     v_created integer := 0;
     v_moved   bigint;
+    v_moving  boolean;
 BEGIN
     IF weeks_ahead IS NULL OR weeks_ahead < 1 OR weeks_ahead > 52 THEN
         RAISE EXCEPTION 'popularity_engine.ensure_partitions: weeks_ahead = % is not allowed: expected 1 to 52', weeks_ahead
@@ -1664,24 +1682,26 @@ BEGIN
     LOOP
         v_name := 'product_interactions_p' || to_char(v_week AT TIME ZONE 'UTC', 'YYYYMMDD');
         CONTINUE WHEN to_regclass('popularity_engine.' || quote_ident(v_name)) IS NOT NULL;
-        IF EXISTS (SELECT 1 FROM popularity_engine.product_interactions_default
-                    WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours') THEN
-            -- move those rows (writer_xid and ids unchanged, so aggregation is unaffected)
+        -- rows of that week already in the default partition must leave it before the week's
+        -- partition can exist; they are moved with writer_xid and ids unchanged, so aggregation
+        -- is unaffected
+        v_moving := EXISTS (SELECT 1 FROM popularity_engine.product_interactions_default
+                             WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours');
+        IF v_moving THEN
             LOCK TABLE popularity_engine.product_interactions IN ACCESS EXCLUSIVE MODE;
             CREATE TEMP TABLE pe_moving ON COMMIT DROP AS
                 SELECT * FROM popularity_engine.product_interactions_default
                  WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours';
             DELETE FROM popularity_engine.product_interactions_default
              WHERE occurred_at >= v_week AND occurred_at < v_week + interval '168 hours';
-            EXECUTE format('CREATE TABLE popularity_engine.%I PARTITION OF popularity_engine.product_interactions
-                            FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '168 hours');
+        END IF;
+        EXECUTE format('CREATE TABLE popularity_engine.%I PARTITION OF popularity_engine.product_interactions
+                        FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '168 hours');
+        IF v_moving THEN
             INSERT INTO popularity_engine.product_interactions SELECT * FROM pg_temp.pe_moving;
             GET DIAGNOSTICS v_moved = ROW_COUNT;
             DROP TABLE pg_temp.pe_moving;
             RAISE NOTICE 'popularity_engine: moved % rows from the default partition into %', v_moved, v_name;
-        ELSE
-            EXECUTE format('CREATE TABLE popularity_engine.%I PARTITION OF popularity_engine.product_interactions
-                            FOR VALUES FROM (%L) TO (%L)', v_name, v_week, v_week + interval '168 hours');
         END IF;
         PERFORM popularity_engine.index_log_partition(('popularity_engine.' || quote_ident(v_name))::regclass);
         EXECUTE format('COMMENT ON TABLE popularity_engine.%I IS %L', v_name,
@@ -1750,10 +1770,7 @@ BEGIN
     GET DIAGNOSTICS v_n = ROW_COUNT;
     v_rows := v_rows + v_n;
     EXECUTE format('DELETE FROM popularity_engine.search_interactions t WHERE t.occurred_at < %L AND NOT (%s)',
-                   v_cutoff,
-                   (SELECT popularity_engine.unaggregated_rows_clause(r.legacy_search_id_floor,
-                               r.aggregated_snapshot, r.legacy_snapshot, NULL)
-                      FROM popularity_engine.refresh_state r));
+                   v_cutoff, popularity_engine.pending_rows_clause('refresh_popularity', 'search_interactions'));
     GET DIAGNOSTICS v_n = ROW_COUNT;
     v_rows := v_rows + v_n;
     DELETE FROM popularity_engine.interaction_event_ids WHERE recorded_at < v_cutoff;
@@ -1875,6 +1892,16 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
+    -- The counter (a product_stats column, and interaction_weights.counter) a mode ranks by.
+    v_counter := CASE mode
+        WHEN 'most_viewed' THEN 'view_count'
+        WHEN 'most_carted' THEN 'cart_add_count'
+        WHEN 'most_ordered' THEN 'order_count'
+        WHEN 'most_searched' THEN 'search_click_count'
+        WHEN 'most_wishlisted' THEN 'wishlist_count'
+        WHEN 'top_rated' THEN 'review_count'
+    END;
+
     IF time_window IS NULL THEN
         IF mode = 'trending' THEN
             SELECT * INTO v_state FROM popularity_engine.refresh_state;
@@ -1897,12 +1924,8 @@ BEGIN
         END IF;
         v_score := CASE mode
             WHEN 'overall' THEN 's.popularity_score'
-            WHEN 'most_viewed' THEN 's.view_count'
-            WHEN 'most_carted' THEN 's.cart_add_count'
-            WHEN 'most_ordered' THEN 's.order_count'
-            WHEN 'most_searched' THEN 's.search_click_count'
-            WHEN 'most_wishlisted' THEN 's.wishlist_count'
             WHEN 'top_rated' THEN '(s.rating_sum / s.review_count)'
+            ELSE 's.' || v_counter
         END;
         RETURN QUERY EXECUTE format($q$
             SELECT (row_number() OVER (ORDER BY %1$s DESC, s.product_id))::integer,
@@ -1921,13 +1944,6 @@ BEGIN
 
     -- With a window: sum the hourly buckets from the start of the hour time_window ago.
     v_since := date_trunc('hour', now() - time_window, 'UTC');
-    IF mode = 'most_searched' THEN v_counter := 'search_click_count';
-    ELSIF mode = 'most_viewed' THEN v_counter := 'view_count';
-    ELSIF mode = 'most_carted' THEN v_counter := 'cart_add_count';
-    ELSIF mode = 'most_ordered' THEN v_counter := 'order_count';
-    ELSIF mode = 'most_wishlisted' THEN v_counter := 'wishlist_count';
-    ELSIF mode = 'top_rated' THEN v_counter := 'review_count';
-    END IF;
     v_score := CASE
         WHEN mode = 'overall' THEN 'sum(h.events * w.popularity_weight)'
         WHEN mode = 'trending' THEN
@@ -2037,15 +2053,7 @@ DECLARE
     v_count bigint;
 BEGIN
     EXECUTE format('SELECT count(*) FROM popularity_engine.product_interactions t WHERE t.product_id IS NOT NULL AND (%s)',
-        CASE consumer
-            WHEN 'refresh_popularity' THEN
-                (SELECT popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
-                            r.aggregated_snapshot, r.legacy_snapshot, NULL) FROM popularity_engine.refresh_state r)
-            WHEN 'refresh_user_preferences' THEN
-                (SELECT popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
-                            p.aggregated_snapshot, p.legacy_snapshot, NULL)
-                   FROM popularity_engine.refresh_state r, popularity_engine.preference_state p)
-            ELSE 'false' END)
+                   popularity_engine.pending_rows_clause(consumer, 'product_interactions'))
        INTO v_count;
     RETURN v_count;
 END
