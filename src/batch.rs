@@ -11,8 +11,16 @@ use crate::validation::{self, RawEvent, Rejection, Sqlstate, ValidEvent};
 /// Largest batch accepted in one call; bigger ones should be split by the client.
 pub const MAX_BATCH_EVENTS: usize = 100_000;
 
-const KEYS: [&str; 8] =
-    ["user_id", "product_id", "type", "value", "metadata", "occurred_at", "session_id", "event_id"];
+const KEYS: [&str; 8] = [
+    "user_id",
+    "product_id",
+    "type",
+    "value",
+    "metadata",
+    "occurred_at",
+    "session_id",
+    "event_id",
+];
 
 pub struct BatchEvent {
     pub event: ValidEvent,
@@ -20,16 +28,26 @@ pub struct BatchEvent {
 }
 
 fn invalid(message: String) -> Rejection {
-    Rejection { sqlstate: Sqlstate::InvalidParameterValue, message, hint: None }
+    Rejection {
+        sqlstate: Sqlstate::InvalidParameterValue,
+        message,
+        hint: None,
+    }
 }
 
 fn missing(message: String) -> Rejection {
-    Rejection { sqlstate: Sqlstate::NotNullViolation, message, hint: None }
+    Rejection {
+        sqlstate: Sqlstate::NotNullViolation,
+        message,
+        hint: None,
+    }
 }
 
 pub fn parse_batch(events: &Value, now: i64) -> Result<Vec<BatchEvent>, Rejection> {
     let Value::Array(items) = events else {
-        return Err(invalid("events must be a JSON array of event objects".into()));
+        return Err(invalid(
+            "events must be a JSON array of event objects".into(),
+        ));
     };
     if items.len() > MAX_BATCH_EVENTS {
         return Err(invalid(format!(
@@ -61,7 +79,11 @@ fn parse_event(item: &Value, now: i64) -> Result<BatchEvent, Rejection> {
         Some(Value::String(label)) => interaction_type::from_label(label).ok_or_else(|| {
             invalid(format!(
                 "type \"{label}\" is not an interaction type; allowed: {}",
-                interaction_type::ALL.iter().map(|t| t.label()).collect::<Vec<_>>().join(", ")
+                interaction_type::ALL
+                    .iter()
+                    .map(|t| t.label())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })?,
         Some(other) => return Err(invalid(format!("type must be a string, got {other}"))),
@@ -76,7 +98,9 @@ fn parse_event(item: &Value, now: i64) -> Result<BatchEvent, Rejection> {
         None => None,
         Some(Value::String(s)) => Some(parse_timestamp(s)?),
         Some(other) => {
-            return Err(invalid(format!("occurred_at must be a timestamp string, got {other}")))
+            return Err(invalid(format!(
+                "occurred_at must be a timestamp string, got {other}"
+            )))
         }
     };
     let session_id = match field("session_id") {
@@ -86,10 +110,14 @@ fn parse_event(item: &Value, now: i64) -> Result<BatchEvent, Rejection> {
     };
     let event_id = match field("event_id") {
         None => None,
-        Some(Value::String(s)) => Some(parse_uuid(s).ok_or_else(|| {
-            invalid(format!("event_id \"{s}\" is not a UUID"))
-        })?),
-        Some(other) => return Err(invalid(format!("event_id must be a UUID string, got {other}"))),
+        Some(Value::String(s)) => {
+            Some(parse_uuid(s).ok_or_else(|| invalid(format!("event_id \"{s}\" is not a UUID")))?)
+        }
+        Some(other) => {
+            return Err(invalid(format!(
+                "event_id must be a UUID string, got {other}"
+            )))
+        }
     };
     let raw = RawEvent {
         user_id: id_field(field("user_id"), "user_id")?,
@@ -99,7 +127,10 @@ fn parse_event(item: &Value, now: i64) -> Result<BatchEvent, Rejection> {
         occurred_at,
         session_id,
     };
-    Ok(BatchEvent { event: validation::validate(itype, raw, now)?, event_id })
+    Ok(BatchEvent {
+        event: validation::validate(itype, raw, now)?,
+        event_id,
+    })
 }
 
 /// Ids may come as JSON integers or, for clients that cannot hold 64-bit integers, as strings.
@@ -155,8 +186,14 @@ mod tests {
 
     #[test]
     fn ids_accept_integers_and_integer_strings() {
-        assert_eq!(id_field(Some(&serde_json::json!(7)), "user_id"), Ok(Some(7)));
-        assert_eq!(id_field(Some(&serde_json::json!("7")), "user_id"), Ok(Some(7)));
+        assert_eq!(
+            id_field(Some(&serde_json::json!(7)), "user_id"),
+            Ok(Some(7))
+        );
+        assert_eq!(
+            id_field(Some(&serde_json::json!("7")), "user_id"),
+            Ok(Some(7))
+        );
         assert!(id_field(Some(&serde_json::json!(7.5)), "user_id").is_err());
         assert!(id_field(Some(&serde_json::json!(true)), "user_id").is_err());
     }

@@ -19,12 +19,42 @@ pub static RETENTION: GucSetting<i32> = GucSetting::<i32>::new(90 * 24 * 3600);
 
 const DAY: i32 = 24 * 3600;
 
-fn duration(name: &'static std::ffi::CStr, short: &'static std::ffi::CStr, long: &'static std::ffi::CStr, setting: &'static GucSetting<i32>, min: i32, max: i32) {
-    GucRegistry::define_int_guc(name, short, long, setting, min, max, GucContext::Userset, GucFlags::UNIT_S);
+fn duration(
+    name: &'static std::ffi::CStr,
+    short: &'static std::ffi::CStr,
+    long: &'static std::ffi::CStr,
+    setting: &'static GucSetting<i32>,
+    min: i32,
+    max: i32,
+) {
+    GucRegistry::define_int_guc(
+        name,
+        short,
+        long,
+        setting,
+        min,
+        max,
+        GucContext::Userset,
+        GucFlags::UNIT_S,
+    );
 }
 
-fn weight(name: &'static std::ffi::CStr, short: &'static std::ffi::CStr, long: &'static std::ffi::CStr, setting: &'static GucSetting<f64>) {
-    GucRegistry::define_float_guc(name, short, long, setting, 0.0, 1.0, GucContext::Userset, GucFlags::default());
+fn weight(
+    name: &'static std::ffi::CStr,
+    short: &'static std::ffi::CStr,
+    long: &'static std::ffi::CStr,
+    setting: &'static GucSetting<f64>,
+) {
+    GucRegistry::define_float_guc(
+        name,
+        short,
+        long,
+        setting,
+        0.0,
+        1.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
 }
 
 pub fn init() {

@@ -62,8 +62,13 @@ pub enum StateSync {
     Purchase,
 }
 
-const ALWAYS_ONE: ValueRule =
-    ValueRule { min: 1.0, max: 1.0, integer: true, default: Some(1.0), allowed: "1 (or NULL)" };
+const ALWAYS_ONE: ValueRule = ValueRule {
+    min: 1.0,
+    max: 1.0,
+    integer: true,
+    default: Some(1.0),
+    allowed: "1 (or NULL)",
+};
 
 impl interaction_type {
     pub const ALL: [interaction_type; 20] = [
@@ -203,11 +208,21 @@ mod tests {
 
     #[test]
     fn state_types_require_a_user() {
-        let with_state: Vec<_> =
-            interaction_type::ALL.iter().filter(|t| t.requires_user()).map(|t| t.label()).collect();
+        let with_state: Vec<_> = interaction_type::ALL
+            .iter()
+            .filter(|t| t.requires_user())
+            .map(|t| t.label())
+            .collect();
         assert_eq!(
             with_state,
-            ["wishlist", "add_to_cart", "remove_from_cart", "update_cart_quantity", "purchase", "order"]
+            [
+                "wishlist",
+                "add_to_cart",
+                "remove_from_cart",
+                "update_cart_quantity",
+                "purchase",
+                "order"
+            ]
         );
     }
 }

@@ -16,19 +16,35 @@ mod validation;
 
 ::pgrx::pg_module_magic!();
 
-extension_sql_file!("../sql/schema.sql", name = "schema", requires = [interaction::interaction_type]);
+extension_sql_file!(
+    "../sql/schema.sql",
+    name = "schema",
+    requires = [interaction::interaction_type]
+);
 extension_sql_file!(
     "../sql/popularity.sql",
     name = "popularity",
     requires = ["schema", cluster::system_identifier]
 );
-extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = ["popularity", transactions::may_commit]);
+extension_sql_file!(
+    "../sql/jobs.sql",
+    name = "jobs",
+    requires = ["popularity", transactions::may_commit]
+);
 extension_sql_file!(
     "../sql/refresh_popularity.sql",
     name = "refresh_popularity",
-    requires = ["jobs", gucs::trending_half_life_seconds, gucs::trending_window_seconds]
+    requires = [
+        "jobs",
+        gucs::trending_half_life_seconds,
+        gucs::trending_window_seconds
+    ]
 );
-extension_sql_file!("../sql/popular_products.sql", name = "popular_products", requires = ["refresh_popularity"]);
+extension_sql_file!(
+    "../sql/popular_products.sql",
+    name = "popular_products",
+    requires = ["refresh_popularity"]
+);
 extension_sql_file!(
     "../sql/preferences.sql",
     name = "preferences",
@@ -37,12 +53,19 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/refresh_user_preferences.sql",
     name = "refresh_user_preferences",
-    requires = ["preferences", "refresh_popularity", gucs::preference_half_life_seconds]
+    requires = [
+        "preferences",
+        "refresh_popularity",
+        gucs::preference_half_life_seconds
+    ]
 );
 extension_sql_file!(
     "../sql/personalization.sql",
     name = "personalization",
-    requires = ["refresh_user_preferences", similarity::compute_item_similarity]
+    requires = [
+        "refresh_user_preferences",
+        similarity::compute_item_similarity
+    ]
 );
 extension_sql_file!(
     "../sql/maintenance.sql",
@@ -72,6 +95,9 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec!["shared_preload_libraries = 'pg_cron'", "cron.database_name = 'pgrx_tests'"]
+        vec![
+            "shared_preload_libraries = 'pg_cron'",
+            "cron.database_name = 'pgrx_tests'",
+        ]
     }
 }

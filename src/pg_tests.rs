@@ -11,7 +11,9 @@ mod tests {
 
     #[pg_test]
     fn track_stores_one_row_and_returns_its_id() {
-        let id = Spi::get_one::<i64>("SELECT popularity_engine.track(1, 2, 'view')").unwrap().unwrap();
+        let id = Spi::get_one::<i64>("SELECT popularity_engine.track(1, 2, 'view')")
+            .unwrap()
+            .unwrap();
         let stored = count(&format!(
             "SELECT count(*) FROM popularity_engine.product_interactions WHERE id = {id} AND event_value = 1"
         ));

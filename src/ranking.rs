@@ -66,8 +66,14 @@ struct Scored {
     reason: String,
 }
 
-fn rows<'c>(client: &SpiClient<'c>, sql: &str, args: &[DatumWithOid]) -> pgrx::spi::SpiTupleTable<'c> {
-    client.select(sql, None, args).unwrap_or_else(|e| panic!("ranking query failed: {e}"))
+fn rows<'c>(
+    client: &SpiClient<'c>,
+    sql: &str,
+    args: &[DatumWithOid],
+) -> pgrx::spi::SpiTupleTable<'c> {
+    client
+        .select(sql, None, args)
+        .unwrap_or_else(|e| panic!("ranking query failed: {e}"))
 }
 
 fn load_user(client: &SpiClient, user_id: i64) -> UserContext {
@@ -156,7 +162,9 @@ fn normalise(map: &mut HashMap<String, f64>) {
 }
 
 fn ids(client: &SpiClient, sql: &str, args: &[DatumWithOid]) -> Vec<i64> {
-    rows(client, sql, args).filter_map(|r| r.get::<i64>(1).ok().flatten()).collect()
+    rows(client, sql, args)
+        .filter_map(|r| r.get::<i64>(1).ok().flatten())
+        .collect()
 }
 
 fn load_products(client: &SpiClient, product_ids: &[i64]) -> HashMap<i64, Product> {
@@ -231,7 +239,9 @@ fn base_relevance(p: &Product, ctx: &UserContext) -> f64 {
         Some(n) => 1.0 - (-(f64::from(n.max(0))) / 5.0).exp(),
     };
     let price_fit = match (p.price, ctx.median_price) {
-        (Some(price), Some(median)) if price > 0.0 && median > 0.0 => (-(price / median).ln().abs()).exp(),
+        (Some(price), Some(median)) if price > 0.0 && median > 0.0 => {
+            (-(price / median).ln().abs()).exp()
+        }
         _ => 0.5,
     };
     0.5 * stock + 0.5 * price_fit
@@ -247,14 +257,24 @@ fn score(
     fallback_reason: &str,
 ) -> Scored {
     let base = relevance.unwrap_or_else(|| base_relevance(p, ctx));
-    let popularity = if max_pop > 0.0 { (1.0 + p.popularity_score).ln() / (1.0 + max_pop).ln() } else { 0.0 };
+    let popularity = if max_pop > 0.0 {
+        (1.0 + p.popularity_score).ln() / (1.0 + max_pop).ln()
+    } else {
+        0.0
+    };
     let mut parts: Vec<(f64, String)> = Vec::new();
     if personalised {
         if let Some(c) = &p.category {
-            parts.push((0.5 * ctx.category_affinity.get(c).copied().unwrap_or(0.0), format!("category:{c}")));
+            parts.push((
+                0.5 * ctx.category_affinity.get(c).copied().unwrap_or(0.0),
+                format!("category:{c}"),
+            ));
         }
         if let Some(b) = &p.brand {
-            parts.push((0.3 * ctx.brand_affinity.get(b).copied().unwrap_or(0.0), format!("brand:{b}")));
+            parts.push((
+                0.3 * ctx.brand_affinity.get(b).copied().unwrap_or(0.0),
+                format!("brand:{b}"),
+            ));
         }
         if let Some((s, from)) = sims.get(&p.id) {
             parts.push((0.2 * s, format!("similar_to:{from}")));
@@ -275,39 +295,66 @@ fn score(
     if ctx.recent_orders.contains(&p.id) {
         total *= 1.0 - gucs::RECENT_ORDER_PENALTY.get();
     }
-    Scored { product: p.clone(), score: total, base, personalization, popularity, reason }
+    Scored {
+        product: p.clone(),
+        score: total,
+        base,
+        personalization,
+        popularity,
+        reason,
+    }
 }
 
 fn check_n(function: &'static str, n: Option<i32>) -> usize {
     match n {
         Some(n) if (1..=1000).contains(&n) => n as usize,
-        _ => raise(function, Rejection {
-            sqlstate: Sqlstate::InvalidParameterValue,
-            message: format!("n = {} is not allowed: expected 1 to 1000", n.map_or("NULL".into(), |v| v.to_string())),
-            hint: None,
-        }),
+        _ => raise(
+            function,
+            Rejection {
+                sqlstate: Sqlstate::InvalidParameterValue,
+                message: format!(
+                    "n = {} is not allowed: expected 1 to 1000",
+                    n.map_or("NULL".into(), |v| v.to_string())
+                ),
+                hint: None,
+            },
+        ),
     }
 }
 
 fn required_user(function: &'static str, user_id: Option<i64>) -> i64 {
     match user_id {
         Some(u) if u > 0 => u,
-        Some(u) => raise(function, Rejection {
-            sqlstate: Sqlstate::InvalidParameterValue,
-            message: format!("user_id {u} is not allowed: ids must be positive integers"),
-            hint: None,
-        }),
-        None => raise(function, Rejection {
-            sqlstate: Sqlstate::NotNullViolation,
-            message: "user_id is required".into(),
-            hint: None,
-        }),
+        Some(u) => raise(
+            function,
+            Rejection {
+                sqlstate: Sqlstate::InvalidParameterValue,
+                message: format!("user_id {u} is not allowed: ids must be positive integers"),
+                hint: None,
+            },
+        ),
+        None => raise(
+            function,
+            Rejection {
+                sqlstate: Sqlstate::NotNullViolation,
+                message: "user_id is required".into(),
+                hint: None,
+            },
+        ),
     }
 }
 
 fn output(rows: Vec<Scored>) -> TableIterator<'static, RankedRow> {
     TableIterator::new(rows.into_iter().enumerate().map(|(i, s)| {
-        ((i + 1) as i32, s.product.id, s.score, s.base, s.personalization, s.popularity, s.reason)
+        (
+            (i + 1) as i32,
+            s.product.id,
+            s.score,
+            s.base,
+            s.personalization,
+            s.popularity,
+            s.reason,
+        )
     }))
 }
 
@@ -364,12 +411,25 @@ fn recommend(
             sims = similarities(&client, &ctx.recent_products);
             let mut sim_list: Vec<(&i64, &(f64, i64))> = sims.iter().collect();
             sim_list.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then(a.0.cmp(b.0)));
-            sources.extend(sim_list.into_iter().take(pool as usize).map(|(p, _)| (*p, Source::Personal)));
+            sources.extend(
+                sim_list
+                    .into_iter()
+                    .take(pool as usize)
+                    .map(|(p, _)| (*p, Source::Personal)),
+            );
             let mut top = |map: &HashMap<String, f64>, take: usize, sql: &str| {
                 let mut best: Vec<(&String, &f64)> = map.iter().collect();
                 best.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
                 for (value, _) in best.into_iter().take(take) {
-                    let found = ids(&client, sql, &[value.clone().into(), category.map(str::to_owned).into(), pool.into()]);
+                    let found = ids(
+                        &client,
+                        sql,
+                        &[
+                            value.clone().into(),
+                            category.map(str::to_owned).into(),
+                            pool.into(),
+                        ],
+                    );
                     sources.extend(found.into_iter().map(|p| (p, Source::Personal)));
                 }
             };
@@ -414,14 +474,21 @@ fn recommend(
                     (false, Source::Trending) => "trending",
                     (false, _) => "popular",
                 };
-                (source, score(p, &ctx, &sims, max_pop, None, !cold, fallback))
+                (
+                    source,
+                    score(p, &ctx, &sims, max_pop, None, !cold, fallback),
+                )
             })
             .collect();
         if cold {
             // the cold-start list: trending first, then popular, each in its own order
             scored.sort_by_key(|(source, _)| (*source != Source::Trending) as u8);
         } else {
-            scored.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then(a.1.product.id.cmp(&b.1.product.id)));
+            scored.sort_by(|a, b| {
+                b.1.score
+                    .total_cmp(&a.1.score)
+                    .then(a.1.product.id.cmp(&b.1.product.id))
+            });
         }
         let mut per_cat: HashMap<Option<String>, usize> = HashMap::new();
         let mut out = Vec::with_capacity(n);
@@ -463,12 +530,31 @@ fn rank_products(
 > {
     const F: &str = "popularity_engine.rank_products";
     let user_id = required_user(F, user_id);
-    let invalid = |m: String| raise(F, Rejection { sqlstate: Sqlstate::InvalidParameterValue, message: m, hint: None });
+    let invalid = |m: String| {
+        raise(
+            F,
+            Rejection {
+                sqlstate: Sqlstate::InvalidParameterValue,
+                message: m,
+                hint: None,
+            },
+        )
+    };
     let Some(product_ids) = product_ids else {
-        raise(F, Rejection { sqlstate: Sqlstate::NotNullViolation, message: "product_ids is required".into(), hint: None })
+        raise(
+            F,
+            Rejection {
+                sqlstate: Sqlstate::NotNullViolation,
+                message: "product_ids is required".into(),
+                hint: None,
+            },
+        )
     };
     if product_ids.len() > 10_000 {
-        invalid(format!("product_ids has {} elements; at most 10000 are allowed", product_ids.len()));
+        invalid(format!(
+            "product_ids has {} elements; at most 10000 are allowed",
+            product_ids.len()
+        ));
     }
     let mut candidates = Vec::with_capacity(product_ids.len());
     let mut seen = HashSet::new();
@@ -479,7 +565,10 @@ fn rank_products(
                     candidates.push((i, *p));
                 }
             }
-            _ => invalid(format!("product_ids[{}] must be a positive product id", i + 1)),
+            _ => invalid(format!(
+                "product_ids[{}] must be a positive product id",
+                i + 1
+            )),
         }
     }
     if let Some(r) = &relevance {
@@ -499,7 +588,11 @@ fn rank_products(
     let ranked = Spi::connect(|client| {
         let ctx = load_user(&client, user_id);
         let cold = ctx.interactions < i64::from(gucs::COLD_START_THRESHOLD.get());
-        let sims = if cold { HashMap::new() } else { similarities(&client, &ctx.recent_products) };
+        let sims = if cold {
+            HashMap::new()
+        } else {
+            similarities(&client, &ctx.recent_products)
+        };
         let ids: Vec<i64> = candidates.iter().map(|c| c.1).collect();
         let products = load_products(&client, &ids);
         let max_pop = max_popularity(&client);
@@ -507,11 +600,21 @@ fn rank_products(
             .iter()
             .map(|(i, id)| {
                 let rel = relevance.as_ref().and_then(|r| r[*i]);
-                let fallback = if cold { "cold_start" } else if rel.is_some() { "relevance" } else { "popular" };
+                let fallback = if cold {
+                    "cold_start"
+                } else if rel.is_some() {
+                    "relevance"
+                } else {
+                    "popular"
+                };
                 score(&products[id], &ctx, &sims, max_pop, rel, !cold, fallback)
             })
             .collect();
-        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.product.id.cmp(&b.product.id)));
+        scored.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.product.id.cmp(&b.product.id))
+        });
         scored
     });
     output(ranked)

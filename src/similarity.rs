@@ -33,7 +33,10 @@ struct Csr {
 impl Csr {
     fn row(&self, r: usize) -> impl Iterator<Item = (u32, f32)> + '_ {
         let (a, b) = (self.ptr[r] as usize, self.ptr[r + 1] as usize);
-        self.idx[a..b].iter().copied().zip(self.val[a..b].iter().copied())
+        self.idx[a..b]
+            .iter()
+            .copied()
+            .zip(self.val[a..b].iter().copied())
     }
 
     fn rows(&self) -> usize {
@@ -60,7 +63,11 @@ impl Csr {
                 fill[c as usize] += 1;
             }
         }
-        Csr { ptr: counts, idx, val }
+        Csr {
+            ptr: counts,
+            idx,
+            val,
+        }
     }
 }
 
@@ -74,7 +81,11 @@ struct Interactions {
 fn load_interactions() -> Interactions {
     let mut product_index: HashMap<i64, u32> = HashMap::new();
     let mut products: Vec<i64> = Vec::new();
-    let mut users = Csr { ptr: vec![0], idx: Vec::new(), val: Vec::new() };
+    let mut users = Csr {
+        ptr: vec![0],
+        idx: Vec::new(),
+        val: Vec::new(),
+    };
     let mut current_user: Option<i64> = None;
     let mut row: Vec<(u32, f32)> = Vec::new();
 
@@ -99,7 +110,9 @@ fn load_interactions() -> Interactions {
             &[],
         );
         loop {
-            let chunk = cursor.fetch(FETCH_ROWS).expect("fetching user_item_weights");
+            let chunk = cursor
+                .fetch(FETCH_ROWS)
+                .expect("fetching user_item_weights");
             if chunk.is_empty() {
                 break;
             }
@@ -127,11 +140,16 @@ fn load_interactions() -> Interactions {
 /// Top-k neighbours of every product: (product, neighbour, score), best first per product.
 /// `check_interrupts` runs every few thousand products (Postgres' CHECK_FOR_INTERRUPTS in the
 /// server; passed in so that this stays plain Rust, testable without a server).
-fn top_k_neighbours(data: &Interactions, k: usize, mut check_interrupts: impl FnMut()) -> Vec<(i64, i64, f64)> {
+fn top_k_neighbours(
+    data: &Interactions,
+    k: usize,
+    mut check_interrupts: impl FnMut(),
+) -> Vec<(i64, i64, f64)> {
     let n = data.products.len();
     let items = data.users.transpose(n);
-    let norms: Vec<f32> =
-        (0..n).map(|i| items.row(i).map(|(_, w)| w * w).sum::<f32>().sqrt()).collect();
+    let norms: Vec<f32> = (0..n)
+        .map(|i| items.row(i).map(|(_, w)| w * w).sum::<f32>().sqrt())
+        .collect();
 
     let mut dot = vec![0f32; n];
     let mut shared = vec![0u32; n];
@@ -173,7 +191,11 @@ fn top_k_neighbours(data: &Interactions, k: usize, mut check_interrupts: impl Fn
             scored.truncate(k);
         }
         scored.sort_by(by_rank);
-        out.extend(scored.iter().map(|&(s, j)| (data.products[i], j, f64::from(s))));
+        out.extend(
+            scored
+                .iter()
+                .map(|&(s, j)| (data.products[i], j, f64::from(s))),
+        );
     }
     out
 }
@@ -216,7 +238,11 @@ mod tests {
     use super::*;
 
     fn matrix(rows: &[&[(u32, f32)]]) -> Csr {
-        let mut m = Csr { ptr: vec![0], idx: vec![], val: vec![] };
+        let mut m = Csr {
+            ptr: vec![0],
+            idx: vec![],
+            val: vec![],
+        };
         for r in rows {
             for &(i, v) in r.iter() {
                 m.idx.push(i);
@@ -242,8 +268,16 @@ mod tests {
     fn cosine_with_shrinkage_and_ties_by_id() {
         // three users who all interacted with products 10 and 20 equally; 30 only with one
         let s = 0.5f32.sqrt();
-        let users = matrix(&[&[(0, s), (1, s)], &[(0, s), (1, s)], &[(0, s), (1, s)], &[(1, s), (2, s)]]);
-        let data = Interactions { users, products: vec![10, 20, 30] };
+        let users = matrix(&[
+            &[(0, s), (1, s)],
+            &[(0, s), (1, s)],
+            &[(0, s), (1, s)],
+            &[(1, s), (2, s)],
+        ]);
+        let data = Interactions {
+            users,
+            products: vec![10, 20, 30],
+        };
         let out = top_k_neighbours(&data, 5, || {});
         let sim = |a: i64, b: i64| out.iter().find(|p| p.0 == a && p.1 == b).map(|p| p.2);
         // 10 and 20: cosine 3/(sqrt(3)*2) = 0.866, shrunk by 3/(3+3)
@@ -251,6 +285,12 @@ mod tests {
         assert!((sim(10, 20).unwrap() - expected).abs() < 1e-6);
         assert_eq!(sim(10, 30), None, "no shared user, no similarity");
         assert!(sim(20, 30).unwrap() > 0.0);
-        assert_eq!(out.iter().filter(|p| p.0 == 20).map(|p| p.1).collect::<Vec<_>>(), vec![10, 30]);
+        assert_eq!(
+            out.iter()
+                .filter(|p| p.0 == 20)
+                .map(|p| p.1)
+                .collect::<Vec<_>>(),
+            vec![10, 30]
+        );
     }
 }

@@ -13,7 +13,9 @@ use serde_json::Value;
 use crate::batch::{parse_batch, BatchEvent};
 use crate::interaction::{interaction_type, StateSync};
 use crate::spi_util::{oid, raise, run_cached};
-use crate::validation::{self, check_positive_id, check_text, check_timestamp, RawEvent, Rejection, ValidEvent};
+use crate::validation::{
+    self, check_positive_id, check_text, check_timestamp, RawEvent, Rejection, ValidEvent,
+};
 
 const INSERT_EVENT: &str = "\
 INSERT INTO popularity_engine.product_interactions
@@ -123,16 +125,30 @@ fn event_args(ev: &ValidEvent) -> Vec<DatumWithOid<'static>> {
     ]
 }
 
-const EVENT_TYPES: [B; 7] =
-    [B::INT8OID, B::INT8OID, B::TEXTOID, B::FLOAT8OID, B::TIMESTAMPTZOID, B::TEXTOID, B::JSONBOID];
+const EVENT_TYPES: [B; 7] = [
+    B::INT8OID,
+    B::INT8OID,
+    B::TEXTOID,
+    B::FLOAT8OID,
+    B::TIMESTAMPTZOID,
+    B::TEXTOID,
+    B::JSONBOID,
+];
 
 /// Stores one event; returns its id and whether it is new (false: a retry of a known event_id).
 fn store_event(client: &mut SpiClient, ev: &ValidEvent, event_id: Option<Uuid>) -> (i64, bool) {
     let mut args = event_args(ev);
     let types: Vec<_> = EVENT_TYPES.iter().map(|t| oid(*t)).collect();
     let Some(event_id) = event_id else {
-        let id = run_cached(client, INSERT_EVENT, &types, &args).first().get_one::<i64>();
-        return (id.ok().flatten().expect("INSERT ... RETURNING id returns the id"), true);
+        let id = run_cached(client, INSERT_EVENT, &types, &args)
+            .first()
+            .get_one::<i64>();
+        return (
+            id.ok()
+                .flatten()
+                .expect("INSERT ... RETURNING id returns the id"),
+            true,
+        );
     };
     args.push(event_id.into());
     let mut keyed_types = types;
@@ -141,8 +157,21 @@ fn store_event(client: &mut SpiClient, ev: &ValidEvent, event_id: Option<Uuid>) 
     if let Ok(Some(id)) = stored.first().get_one::<i64>() {
         return (id, true);
     }
-    let existing = run_cached(client, EXISTING_EVENT, &[oid(B::UUIDOID)], &[event_id.into()]);
-    (existing.first().get_one::<i64>().ok().flatten().expect("a claimed event_id has a row"), false)
+    let existing = run_cached(
+        client,
+        EXISTING_EVENT,
+        &[oid(B::UUIDOID)],
+        &[event_id.into()],
+    );
+    (
+        existing
+            .first()
+            .get_one::<i64>()
+            .ok()
+            .flatten()
+            .expect("a claimed event_id has a row"),
+        false,
+    )
 }
 
 /// Applies a stored event to the user's cart, wishlist or purchase history.
@@ -160,7 +189,12 @@ fn sync_state(client: &mut SpiClient, ev: &ValidEvent, interaction_id: i64) {
         );
     };
     let key = |client: &mut SpiClient, sql: &'static str| {
-        run_cached(client, sql, &[oid(B::INT8OID), oid(B::INT8OID)], &[user.into(), product.into()]);
+        run_cached(
+            client,
+            sql,
+            &[oid(B::INT8OID), oid(B::INT8OID)],
+            &[user.into(), product.into()],
+        );
     };
     match ev.itype.state_sync() {
         StateSync::None => {}
@@ -176,7 +210,11 @@ fn sync_state(client: &mut SpiClient, ev: &ValidEvent, interaction_id: i64) {
                 client,
                 WISHLIST_ADD,
                 &[oid(B::INT8OID), oid(B::INT8OID), oid(B::TIMESTAMPTZOID)],
-                &[user.into(), product.into(), timestamp(ev.occurred_at).into()],
+                &[
+                    user.into(),
+                    product.into(),
+                    timestamp(ev.occurred_at).into(),
+                ],
             );
         }
         StateSync::Wishlist => key(client, WISHLIST_REMOVE),
@@ -217,9 +255,15 @@ pub fn store_batch(client: &mut SpiClient, events: &[BatchEvent]) -> i64 {
     let product_ids: Vec<Option<i64>> = events.iter().map(|e| e.event.product_id).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event.itype.label()).collect();
     let values: Vec<f64> = events.iter().map(|e| e.event.event_value).collect();
-    let times: Vec<TimestampWithTimeZone> = events.iter().map(|e| timestamp(e.event.occurred_at)).collect();
+    let times: Vec<TimestampWithTimeZone> = events
+        .iter()
+        .map(|e| timestamp(e.event.occurred_at))
+        .collect();
     let sessions: Vec<Option<String>> = events.iter().map(|e| e.event.session_id.clone()).collect();
-    let metadata: Vec<Option<JsonB>> = events.iter().map(|e| e.event.metadata.clone().map(JsonB)).collect();
+    let metadata: Vec<Option<JsonB>> = events
+        .iter()
+        .map(|e| e.event.metadata.clone().map(JsonB))
+        .collect();
     let event_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.event_id).collect();
 
     let arg_types = [
@@ -275,11 +319,17 @@ fn track(
 ) -> i64 {
     const F: &str = "popularity_engine.track";
     let Some(itype) = interaction_type else {
-        raise(F, Rejection {
-            sqlstate: validation::Sqlstate::NotNullViolation,
-            message: "interaction_type is required".into(),
-            hint: Some("Pass one of the labels of popularity_engine.interaction_type, e.g. 'view'.".into()),
-        });
+        raise(
+            F,
+            Rejection {
+                sqlstate: validation::Sqlstate::NotNullViolation,
+                message: "interaction_type is required".into(),
+                hint: Some(
+                    "Pass one of the labels of popularity_engine.interaction_type, e.g. 'view'."
+                        .into(),
+                ),
+            },
+        );
     };
     let raw = RawEvent {
         user_id,
@@ -307,11 +357,14 @@ fn track(
 fn track_batch(events: Option<JsonB>) -> i64 {
     const F: &str = "popularity_engine.track_batch";
     let Some(JsonB(events)) = events else {
-        raise(F, Rejection {
-            sqlstate: validation::Sqlstate::NotNullViolation,
-            message: "events is required: pass a JSON array of event objects".into(),
-            hint: None,
-        });
+        raise(
+            F,
+            Rejection {
+                sqlstate: validation::Sqlstate::NotNullViolation,
+                message: "events is required: pass a JSON array of event objects".into(),
+                hint: None,
+            },
+        );
     };
     let parsed = parse_batch(&events, now_micros()).unwrap_or_else(|r| raise(F, r));
     crate::cluster::ensure_same_cluster();
@@ -330,14 +383,37 @@ fn track_order(
     occurred_at: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> i64 {
     const F: &str = "popularity_engine.track_order";
-    let invalid = |m: String| raise(F, Rejection { sqlstate: validation::Sqlstate::InvalidParameterValue, message: m, hint: None });
-    let missing = |m: String| raise(F, Rejection { sqlstate: validation::Sqlstate::NotNullViolation, message: m, hint: None });
-    let Some(product_ids) = product_ids else { missing("product_ids is required".into()) };
+    let invalid = |m: String| {
+        raise(
+            F,
+            Rejection {
+                sqlstate: validation::Sqlstate::InvalidParameterValue,
+                message: m,
+                hint: None,
+            },
+        )
+    };
+    let missing = |m: String| {
+        raise(
+            F,
+            Rejection {
+                sqlstate: validation::Sqlstate::NotNullViolation,
+                message: m,
+                hint: None,
+            },
+        )
+    };
+    let Some(product_ids) = product_ids else {
+        missing("product_ids is required".into())
+    };
     if product_ids.is_empty() {
         invalid("product_ids must list at least one product".into());
     }
     if product_ids.len() > 10_000 {
-        invalid(format!("product_ids has {} elements; at most 10000 lines are allowed", product_ids.len()));
+        invalid(format!(
+            "product_ids has {} elements; at most 10000 lines are allowed",
+            product_ids.len()
+        ));
     }
     if let Some(q) = &quantities {
         if q.len() != product_ids.len() {
@@ -354,7 +430,9 @@ fn track_order(
     let now = now_micros();
     let mut events = Vec::with_capacity(product_ids.len());
     for (i, product) in product_ids.iter().enumerate() {
-        let Some(product) = *product else { missing(format!("product_ids[{}] is NULL", i + 1)) };
+        let Some(product) = *product else {
+            missing(format!("product_ids[{}] is NULL", i + 1))
+        };
         let quantity = match quantities.as_ref().map(|q| q[i]) {
             None => 1,
             Some(None) => missing(format!("quantities[{}] is NULL", i + 1)),
@@ -379,7 +457,10 @@ fn track_order(
         };
         let event = validation::validate(interaction_type::order, raw, now)
             .unwrap_or_else(|r| raise(F, r.within(&format!("line {}", i + 1))));
-        events.push(BatchEvent { event, event_id: None });
+        events.push(BatchEvent {
+            event,
+            event_id: None,
+        });
     }
     crate::cluster::ensure_same_cluster();
     Spi::connect_mut(|client| {
@@ -422,7 +503,10 @@ fn track_search(
     if results.len() > 1000 {
         fail(Rejection {
             sqlstate: validation::Sqlstate::InvalidParameterValue,
-            message: format!("result_product_ids has {} elements; at most 1000 are allowed", results.len()),
+            message: format!(
+                "result_product_ids has {} elements; at most 1000 are allowed",
+                results.len()
+            ),
             hint: None,
         });
     }
@@ -432,7 +516,10 @@ fn track_search(
             Some(v) if *v > 0 => ids.push(*v),
             _ => fail(Rejection {
                 sqlstate: validation::Sqlstate::InvalidParameterValue,
-                message: format!("result_product_ids[{}] must be a positive product id", i + 1),
+                message: format!(
+                    "result_product_ids[{}] must be a positive product id",
+                    i + 1
+                ),
                 hint: None,
             }),
         }
@@ -448,8 +535,20 @@ fn track_search(
         run_cached(
             client,
             INSERT_SEARCH,
-            &[oid(B::INT8OID), oid(B::TEXTOID), oid(B::INT8ARRAYOID), oid(B::TIMESTAMPTZOID), oid(B::TEXTOID)],
-            &[user_id.into(), query.into(), ids.into(), timestamp(at).into(), session_id.into()],
+            &[
+                oid(B::INT8OID),
+                oid(B::TEXTOID),
+                oid(B::INT8ARRAYOID),
+                oid(B::TIMESTAMPTZOID),
+                oid(B::TEXTOID),
+            ],
+            &[
+                user_id.into(),
+                query.into(),
+                ids.into(),
+                timestamp(at).into(),
+                session_id.into(),
+            ],
         )
         .first()
         .get_one::<i64>()
@@ -495,5 +594,12 @@ fn search_query<'a>(function: &'static str, query: Option<&'a str>) -> &'a str {
             return q;
         }
     };
-    raise(function, Rejection { sqlstate, message: "query is required and must not be blank".into(), hint: None })
+    raise(
+        function,
+        Rejection {
+            sqlstate,
+            message: "query is required and must not be blank".into(),
+            hint: None,
+        },
+    )
 }

@@ -28,10 +28,18 @@ pub struct Rejection {
 
 impl Rejection {
     fn invalid(message: String) -> Self {
-        Rejection { sqlstate: Sqlstate::InvalidParameterValue, message, hint: None }
+        Rejection {
+            sqlstate: Sqlstate::InvalidParameterValue,
+            message,
+            hint: None,
+        }
     }
     fn missing(message: String) -> Self {
-        Rejection { sqlstate: Sqlstate::NotNullViolation, message, hint: None }
+        Rejection {
+            sqlstate: Sqlstate::NotNullViolation,
+            message,
+            hint: None,
+        }
     }
     fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -79,13 +87,17 @@ pub fn check_positive_id(field: &str, id: Option<i64>, context: &str) -> Result<
 
 pub fn check_timestamp(field: &str, at: i64, now: i64) -> Result<(), Rejection> {
     if at == i64::MIN || at == i64::MAX {
-        return Err(Rejection::invalid(format!("{field} must be a finite timestamp, not infinity")));
+        return Err(Rejection::invalid(format!(
+            "{field} must be a finite timestamp, not infinity"
+        )));
     }
     if at > now.saturating_add(MAX_FUTURE_SKEW_MICROS) {
-        return Err(Rejection::invalid(format!(
-            "{field} lies more than 5 minutes in the future"
-        ))
-        .with_hint("Send the time the interaction happened, from a clock in sync with the database."));
+        return Err(
+            Rejection::invalid(format!("{field} lies more than 5 minutes in the future"))
+                .with_hint(
+                "Send the time the interaction happened, from a clock in sync with the database.",
+            ),
+        );
     }
     Ok(())
 }
@@ -117,7 +129,9 @@ pub fn validate(itype: interaction_type, raw: RawEvent, now: i64) -> Result<Vali
 
     match (itype.product_rule(), raw.product_id) {
         (ProductRule::Required, None) => {
-            return Err(Rejection::missing(format!("product_id is required{of_type}")));
+            return Err(Rejection::missing(format!(
+                "product_id is required{of_type}"
+            )));
         }
         (ProductRule::Forbidden, Some(p)) => {
             return Err(Rejection::invalid(format!(
@@ -130,7 +144,10 @@ pub fn validate(itype: interaction_type, raw: RawEvent, now: i64) -> Result<Vali
     let rule = itype.value_rule();
     let event_value = match raw.event_value {
         None => rule.default.ok_or_else(|| {
-            Rejection::missing(format!("event_value is required{of_type}: expected {}", rule.allowed))
+            Rejection::missing(format!(
+                "event_value is required{of_type}: expected {}",
+                rule.allowed
+            ))
         })?,
         Some(v) => {
             let in_range = v.is_finite() && v >= rule.min && v <= rule.max;
@@ -152,7 +169,9 @@ pub fn validate(itype: interaction_type, raw: RawEvent, now: i64) -> Result<Vali
                 json_kind(meta)
             )));
         }
-        let size = serde_json::to_string(meta).map(|s| s.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_string(meta)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX);
         if size > MAX_METADATA_BYTES {
             return Err(Rejection::invalid(format!(
                 "metadata is {size} bytes{of_type}; at most {MAX_METADATA_BYTES} bytes are allowed"
@@ -165,7 +184,9 @@ pub fn validate(itype: interaction_type, raw: RawEvent, now: i64) -> Result<Vali
                 return Err(Rejection::missing(format!(
                     "metadata.search_query is required{of_type}"
                 ))
-                .with_hint("Pass the search term, e.g. metadata => '{\"search_query\": \"laptop\"}'."));
+                .with_hint(
+                    "Pass the search term, e.g. metadata => '{\"search_query\": \"laptop\"}'.",
+                ));
             }
             Some(serde_json::Value::String(q)) if !q.trim().is_empty() => {}
             Some(_) => {
@@ -177,7 +198,8 @@ pub fn validate(itype: interaction_type, raw: RawEvent, now: i64) -> Result<Vali
     }
 
     if itype.state_sync() == crate::interaction::StateSync::Purchase {
-        purchase_line(raw.metadata.as_ref()).map_err(|r| r.within(&format!("interaction type \"{label}\"")))?;
+        purchase_line(raw.metadata.as_ref())
+            .map_err(|r| r.within(&format!("interaction type \"{label}\"")))?;
     }
 
     let occurred_at = raw.occurred_at.unwrap_or(now);
@@ -199,7 +221,9 @@ pub fn validate(itype: interaction_type, raw: RawEvent, now: i64) -> Result<Vali
 
 /// The purchased quantity (`metadata.quantity`, default 1) and order reference
 /// (`metadata.order_ref`) of a purchase/order event.
-pub fn purchase_line(metadata: Option<&serde_json::Value>) -> Result<(i32, Option<String>), Rejection> {
+pub fn purchase_line(
+    metadata: Option<&serde_json::Value>,
+) -> Result<(i32, Option<String>), Rejection> {
     let quantity = match metadata.and_then(|m| m.get("quantity")) {
         None | Some(serde_json::Value::Null) => 1,
         Some(q) => match q.as_i64() {
@@ -245,7 +269,12 @@ mod tests {
     const NOW: i64 = 800_000_000_000_000;
 
     fn ev(user: Option<i64>, product: Option<i64>, value: Option<f64>) -> RawEvent {
-        RawEvent { user_id: user, product_id: product, event_value: value, ..Default::default() }
+        RawEvent {
+            user_id: user,
+            product_id: product,
+            event_value: value,
+            ..Default::default()
+        }
     }
 
     fn state(r: Result<ValidEvent, Rejection>) -> Result<f64, Sqlstate> {
@@ -255,15 +284,38 @@ mod tests {
     #[test]
     fn defaults_per_type() {
         use Sqlstate::*;
-        assert_eq!(state(validate(T::view, ev(None, Some(1), None), NOW)), Ok(1.0));
-        assert_eq!(state(validate(T::add_to_cart, ev(Some(1), Some(1), None), NOW)), Ok(1.0));
-        assert_eq!(state(validate(T::remove_from_cart, ev(Some(1), Some(1), None), NOW)), Ok(1.0));
-        assert_eq!(state(validate(T::wishlist, ev(Some(1), Some(1), None), NOW)), Ok(1.0));
         assert_eq!(
-            state(validate(T::update_cart_quantity, ev(Some(1), Some(1), None), NOW)),
+            state(validate(T::view, ev(None, Some(1), None), NOW)),
+            Ok(1.0)
+        );
+        assert_eq!(
+            state(validate(T::add_to_cart, ev(Some(1), Some(1), None), NOW)),
+            Ok(1.0)
+        );
+        assert_eq!(
+            state(validate(
+                T::remove_from_cart,
+                ev(Some(1), Some(1), None),
+                NOW
+            )),
+            Ok(1.0)
+        );
+        assert_eq!(
+            state(validate(T::wishlist, ev(Some(1), Some(1), None), NOW)),
+            Ok(1.0)
+        );
+        assert_eq!(
+            state(validate(
+                T::update_cart_quantity,
+                ev(Some(1), Some(1), None),
+                NOW
+            )),
             Err(NotNullViolation)
         );
-        assert_eq!(state(validate(T::review, ev(None, Some(1), None), NOW)), Err(NotNullViolation));
+        assert_eq!(
+            state(validate(T::review, ev(None, Some(1), None), NOW)),
+            Err(NotNullViolation)
+        );
     }
 
     #[test]
@@ -286,36 +338,94 @@ mod tests {
     #[test]
     fn product_and_user_rules() {
         use Sqlstate::*;
-        assert_eq!(state(validate(T::login, ev(Some(1), Some(2), None), NOW)), Err(InvalidParameterValue));
-        assert_eq!(state(validate(T::login, ev(Some(1), None, None), NOW)), Ok(1.0));
-        assert_eq!(state(validate(T::click, ev(Some(1), None, None), NOW)), Err(NotNullViolation));
-        assert_eq!(state(validate(T::page_view, ev(None, None, None), NOW)), Ok(1.0));
-        assert_eq!(state(validate(T::order, ev(None, Some(2), None), NOW)), Err(NotNullViolation));
-        assert_eq!(state(validate(T::view, ev(Some(0), Some(2), None), NOW)), Err(InvalidParameterValue));
-        assert_eq!(state(validate(T::view, ev(Some(1), Some(-2), None), NOW)), Err(InvalidParameterValue));
+        assert_eq!(
+            state(validate(T::login, ev(Some(1), Some(2), None), NOW)),
+            Err(InvalidParameterValue)
+        );
+        assert_eq!(
+            state(validate(T::login, ev(Some(1), None, None), NOW)),
+            Ok(1.0)
+        );
+        assert_eq!(
+            state(validate(T::click, ev(Some(1), None, None), NOW)),
+            Err(NotNullViolation)
+        );
+        assert_eq!(
+            state(validate(T::page_view, ev(None, None, None), NOW)),
+            Ok(1.0)
+        );
+        assert_eq!(
+            state(validate(T::order, ev(None, Some(2), None), NOW)),
+            Err(NotNullViolation)
+        );
+        assert_eq!(
+            state(validate(T::view, ev(Some(0), Some(2), None), NOW)),
+            Err(InvalidParameterValue)
+        );
+        assert_eq!(
+            state(validate(T::view, ev(Some(1), Some(-2), None), NOW)),
+            Err(InvalidParameterValue)
+        );
     }
 
     #[test]
     fn metadata_and_search_rules() {
         use Sqlstate::*;
         let with_meta = |t, m: serde_json::Value| {
-            state(validate(t, RawEvent { metadata: Some(m), ..ev(None, Some(1), None) }, NOW))
+            state(validate(
+                t,
+                RawEvent {
+                    metadata: Some(m),
+                    ..ev(None, Some(1), None)
+                },
+                NOW,
+            ))
         };
-        assert_eq!(with_meta(T::view, serde_json::json!([1])), Err(InvalidParameterValue));
-        assert_eq!(with_meta(T::search, serde_json::json!({"search_query": "tv"})), Ok(1.0));
-        assert_eq!(with_meta(T::search, serde_json::json!({"search_query": " "})), Err(InvalidParameterValue));
-        assert_eq!(with_meta(T::search, serde_json::json!({"q": "tv"})), Err(NotNullViolation));
+        assert_eq!(
+            with_meta(T::view, serde_json::json!([1])),
+            Err(InvalidParameterValue)
+        );
+        assert_eq!(
+            with_meta(T::search, serde_json::json!({"search_query": "tv"})),
+            Ok(1.0)
+        );
+        assert_eq!(
+            with_meta(T::search, serde_json::json!({"search_query": " "})),
+            Err(InvalidParameterValue)
+        );
+        assert_eq!(
+            with_meta(T::search, serde_json::json!({"q": "tv"})),
+            Err(NotNullViolation)
+        );
         let big = "x".repeat(MAX_METADATA_BYTES);
-        assert_eq!(with_meta(T::view, serde_json::json!({ "k": big })), Err(InvalidParameterValue));
-        assert_eq!(state(validate(T::search, ev(None, None, None), NOW)), Err(NotNullViolation));
+        assert_eq!(
+            with_meta(T::view, serde_json::json!({ "k": big })),
+            Err(InvalidParameterValue)
+        );
+        assert_eq!(
+            state(validate(T::search, ev(None, None, None), NOW)),
+            Err(NotNullViolation)
+        );
     }
 
     #[test]
     fn timestamps() {
         use Sqlstate::*;
-        let at = |t: i64| state(validate(T::view, RawEvent { occurred_at: Some(t), ..ev(None, Some(1), None) }, NOW));
+        let at = |t: i64| {
+            state(validate(
+                T::view,
+                RawEvent {
+                    occurred_at: Some(t),
+                    ..ev(None, Some(1), None)
+                },
+                NOW,
+            ))
+        };
         assert_eq!(at(NOW + MAX_FUTURE_SKEW_MICROS), Ok(1.0));
-        assert_eq!(at(NOW + MAX_FUTURE_SKEW_MICROS + 1), Err(InvalidParameterValue));
+        assert_eq!(
+            at(NOW + MAX_FUTURE_SKEW_MICROS + 1),
+            Err(InvalidParameterValue)
+        );
         assert_eq!(at(i64::MAX), Err(InvalidParameterValue));
         assert_eq!(at(i64::MIN), Err(InvalidParameterValue));
         assert_eq!(at(0), Ok(1.0));

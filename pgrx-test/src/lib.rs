@@ -11,7 +11,10 @@ pub fn url() -> String {
 
 pub fn connect() -> Client {
     Client::connect(&url(), NoTls).unwrap_or_else(|e| {
-        panic!("cannot connect to {} ({e}); run the tests through scripts/test.sh", url())
+        panic!(
+            "cannot connect to {} ({e}); run the tests through scripts/test.sh",
+            url()
+        )
     })
 }
 
@@ -38,8 +41,10 @@ pub fn sqlstate(e: &postgres::Error) -> String {
 /// Loads pg_temp.mismatches(as_of) (tests/reference/popularity_mismatches.sql): a brute-force
 /// recount of the log straight from the SPEC's formulas, compared with product_popularity.
 pub fn load_reference(c: &mut Client) {
-    c.batch_execute(include_str!("../../tests/reference/popularity_mismatches.sql"))
-        .expect("loading the reference recount");
+    c.batch_execute(include_str!(
+        "../../tests/reference/popularity_mismatches.sql"
+    ))
+    .expect("loading the reference recount");
 }
 
 /// Products whose aggregates differ from the recount at the last refresh's as_of, as
@@ -57,5 +62,6 @@ pub fn mismatches(c: &mut Client) -> Vec<String> {
 }
 
 pub fn refresh(c: &mut Client) {
-    c.batch_execute("CALL popularity_engine.refresh_popularity()").expect("refresh_popularity");
+    c.batch_execute("CALL popularity_engine.refresh_popularity()")
+        .expect("refresh_popularity");
 }

@@ -6,8 +6,17 @@ use pgrx_test::{fresh_extension, load_reference, mismatches};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const TYPES: [&str; 9] =
-    ["view", "click", "search_click", "wishlist", "add_to_cart", "order", "review", "page_view", "cart_remove"];
+const TYPES: [&str; 9] = [
+    "view",
+    "click",
+    "search_click",
+    "wishlist",
+    "add_to_cart",
+    "order",
+    "review",
+    "page_view",
+    "cart_remove",
+];
 
 /// 2026-03-01 00:00:00 UTC: far enough in the past that every as_of below is allowed.
 const BASE: i64 = 1_772_323_200;
@@ -25,8 +34,8 @@ fn random_logs_match_the_brute_force_recount() {
         for _ in 0..rng.gen_range(50..300) {
             let itype = TYPES[rng.gen_range(0..TYPES.len())];
             let hours: f64 = match rng.gen_range(0..10) {
-                0 => as_of_hours - 168.0,           // exactly 168 h before the current as_of
-                1 => as_of_hours - 168.0 - 1e-6,    // just outside
+                0 => as_of_hours - 168.0,        // exactly 168 h before the current as_of
+                1 => as_of_hours - 168.0 - 1e-6, // just outside
                 2 => as_of_hours + rng.gen_range(0.0..30.0), // ahead of as_of
                 _ => as_of_hours - rng.gen_range(0.0..240.0),
             };
@@ -36,7 +45,11 @@ fn random_logs_match_the_brute_force_recount() {
                 "add_to_cart" => format!("{}", rng.gen_range(1..=4)),
                 _ => "null".into(),
             };
-            let product = if itype == "page_view" { "null".to_string() } else { rng.gen_range(1..60).to_string() };
+            let product = if itype == "page_view" {
+                "null".to_string()
+            } else {
+                rng.gen_range(1..60).to_string()
+            };
             events.push(format!(
                 r#"{{"user_id": {}, "product_id": {product}, "type": "{itype}", "value": {value},
                     "occurred_at": "{}"}}"#,
@@ -44,8 +57,11 @@ fn random_logs_match_the_brute_force_recount() {
                 ts(BASE, hours)
             ));
         }
-        c.query_one("SELECT popularity_engine.track_batch($1::text::jsonb)", &[&format!("[{}]", events.join(","))])
-            .expect("track_batch");
+        c.query_one(
+            "SELECT popularity_engine.track_batch($1::text::jsonb)",
+            &[&format!("[{}]", events.join(","))],
+        )
+        .expect("track_batch");
 
         // next as_of: small step, big step, backwards, or the same
         as_of_hours = match round % 4 {
@@ -54,10 +70,17 @@ fn random_logs_match_the_brute_force_recount() {
             2 => as_of_hours - rng.gen_range(1.0..50.0),
             _ => as_of_hours,
         };
-        c.execute("CALL popularity_engine.refresh_popularity($1::text::timestamptz)", &[&ts(BASE, as_of_hours)])
-            .expect("refresh");
+        c.execute(
+            "CALL popularity_engine.refresh_popularity($1::text::timestamptz)",
+            &[&ts(BASE, as_of_hours)],
+        )
+        .expect("refresh");
         let wrong = mismatches(&mut c);
-        assert!(wrong.is_empty(), "round {round}, as_of {}: {wrong:?}", ts(BASE, as_of_hours));
+        assert!(
+            wrong.is_empty(),
+            "round {round}, as_of {}: {wrong:?}",
+            ts(BASE, as_of_hours)
+        );
         checks += 1;
     }
     println!("{checks} refreshes compared with the recount, all exact");
@@ -89,6 +112,9 @@ fn ts(base: i64, hours: f64) -> String {
 #[test]
 fn timestamps_format_like_postgres() {
     assert_eq!(ts(BASE, 0.0), "2026-03-01T00:00:00.000000Z");
-    assert_eq!(ts(BASE, -168.0 - 1e-6 / 3600.0), "2026-02-21T23:59:59.999999Z");
+    assert_eq!(
+        ts(BASE, -168.0 - 1e-6 / 3600.0),
+        "2026-02-21T23:59:59.999999Z"
+    );
     assert_eq!(ts(0, 24.0 * 366.0), "1971-01-02T00:00:00.000000Z");
 }

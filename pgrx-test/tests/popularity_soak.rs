@@ -11,8 +11,17 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const TYPES: [&str; 11] = [
-    "view", "product_view", "click", "search_click", "wishlist", "wishlist_add", "add_to_cart",
-    "cart_add", "purchase", "order", "review",
+    "view",
+    "product_view",
+    "click",
+    "search_click",
+    "wishlist",
+    "wishlist_add",
+    "add_to_cart",
+    "cart_add",
+    "purchase",
+    "order",
+    "review",
 ];
 
 #[test]
@@ -22,7 +31,10 @@ fn writers_and_refreshers_stay_exact() {
     let committed = Arc::new(AtomicI64::new(0));
     let rolled_back = Arc::new(AtomicI64::new(0));
     let refreshes = Arc::new(AtomicI64::new(0));
-    let seconds = std::env::var("PE_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let seconds = std::env::var("PE_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
 
     let writers: Vec<_> = (0..4u64)
         .map(|w| {
@@ -85,7 +97,10 @@ fn writers_and_refreshers_stay_exact() {
     refresh(&mut admin);
     load_reference(&mut admin);
     let wrong = mismatches(&mut admin);
-    let logged = count(&mut admin, "SELECT count(*) FROM popularity_engine.product_interactions");
+    let logged = count(
+        &mut admin,
+        "SELECT count(*) FROM popularity_engine.product_interactions",
+    );
     println!(
         "soak: {:.0}s, {} events committed, {} rolled back, {} refreshes, {} mismatches",
         started.elapsed().as_secs_f64(),
@@ -96,5 +111,8 @@ fn writers_and_refreshers_stay_exact() {
     );
     assert_eq!(logged, committed.load(Ordering::Relaxed));
     assert!(refreshes.load(Ordering::Relaxed) > 10, "the refreshers ran");
-    assert!(wrong.is_empty(), "aggregates differ from the recount: {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "aggregates differ from the recount: {wrong:?}"
+    );
 }

@@ -28,8 +28,11 @@ fn eight_writers_on_one_hot_product() {
                     i += 1;
                     match i % 4 {
                         0 => {
-                            c.execute("SELECT popularity_engine.track($1, $2, 'view')", &[&user, &HOT_PRODUCT])
-                                .expect("view");
+                            c.execute(
+                                "SELECT popularity_engine.track($1, $2, 'view')",
+                                &[&user, &HOT_PRODUCT],
+                            )
+                            .expect("view");
                         }
                         1 => {
                             c.execute(
@@ -62,7 +65,10 @@ fn eight_writers_on_one_hot_product() {
         .collect();
     thread::sleep(Duration::from_secs(10));
     stop.store(true, Ordering::Relaxed);
-    let results: Vec<(i64, i64)> = workers.into_iter().map(|w| w.join().expect("a writer failed")).collect();
+    let results: Vec<(i64, i64)> = workers
+        .into_iter()
+        .map(|w| w.join().expect("a writer failed"))
+        .collect();
     let elapsed = started.elapsed();
 
     let events: i64 = results.iter().map(|r| r.0).sum();
@@ -71,7 +77,10 @@ fn eight_writers_on_one_hot_product() {
         &mut admin,
         "SELECT count(*) FROM popularity_engine.product_interactions WHERE product_id = 4242",
     );
-    let purchases = count(&mut admin, "SELECT count(*) FROM popularity_engine.purchase_history");
+    let purchases = count(
+        &mut admin,
+        "SELECT count(*) FROM popularity_engine.purchase_history",
+    );
     let negative_or_stale = count(
         &mut admin,
         "SELECT count(*) FROM popularity_engine.user_cart WHERE quantity <= 0 OR quantity > 1",
@@ -82,7 +91,13 @@ fn eight_writers_on_one_hot_product() {
         events as f64 / elapsed.as_secs_f64()
     );
     assert!(events > 0);
-    assert_eq!(logged, events, "every committed call is logged exactly once");
+    assert_eq!(
+        logged, events,
+        "every committed call is logged exactly once"
+    );
     assert_eq!(purchases, orders);
-    assert_eq!(negative_or_stale, 0, "each user's add/remove pairs keep the cart line at 0 or 1");
+    assert_eq!(
+        negative_or_stale, 0,
+        "each user's add/remove pairs keep the cart line at 0 or 1"
+    );
 }

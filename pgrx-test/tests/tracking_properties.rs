@@ -8,9 +8,26 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 const TYPES: [&str; 20] = [
-    "view", "product_view", "page_view", "click", "search_click", "search", "wishlist",
-    "wishlist_add", "wishlist_remove", "add_to_cart", "cart_add", "remove_from_cart", "cart_remove",
-    "update_cart_quantity", "cart_update", "purchase", "order", "review", "login", "logout",
+    "view",
+    "product_view",
+    "page_view",
+    "click",
+    "search_click",
+    "search",
+    "wishlist",
+    "wishlist_add",
+    "wishlist_remove",
+    "add_to_cart",
+    "cart_add",
+    "remove_from_cart",
+    "cart_remove",
+    "update_cart_quantity",
+    "cart_update",
+    "purchase",
+    "order",
+    "review",
+    "login",
+    "logout",
 ];
 
 #[derive(Clone, Debug)]
@@ -32,7 +49,12 @@ fn violations(e: &Event) -> Vec<&'static str> {
     let mut v = Vec::new();
     let state = matches!(
         e.itype,
-        "wishlist" | "add_to_cart" | "remove_from_cart" | "update_cart_quantity" | "purchase" | "order"
+        "wishlist"
+            | "add_to_cart"
+            | "remove_from_cart"
+            | "update_cart_quantity"
+            | "purchase"
+            | "order"
     );
     if matches!(e.user_id, Some(u) if u <= 0) || matches!(e.product_id, Some(p) if p <= 0) {
         v.push(INVALID);
@@ -165,15 +187,24 @@ fn random_events_through_track() {
             (Err(err), false) => {
                 invalid += 1;
                 let code = sqlstate(&err);
-                assert!(expected.contains(&code.as_str()), "event {i} {e:?}: got {code} ({err}), expected one of {expected:?}");
+                assert!(
+                    expected.contains(&code.as_str()),
+                    "event {i} {e:?}: got {code} ({err}), expected one of {expected:?}"
+                );
             }
             (Ok(_), false) => panic!("event {i} {e:?} was accepted but violates {expected:?}"),
             (Err(err), true) => panic!("event {i} {e:?} is valid but was rejected: {err}"),
         }
     }
-    let stored = count(&mut c, "SELECT count(*) FROM popularity_engine.product_interactions");
+    let stored = count(
+        &mut c,
+        "SELECT count(*) FROM popularity_engine.product_interactions",
+    );
     println!("{valid} valid and {invalid} invalid events; {stored} stored");
-    assert!(valid > 300 && invalid > 300, "the generator exercises both sides");
+    assert!(
+        valid > 300 && invalid > 300,
+        "the generator exercises both sides"
+    );
     assert_eq!(stored, valid, "exactly the valid events are stored");
 }
 
@@ -188,7 +219,14 @@ fn to_batch_json(e: &Event) -> Value {
     }
     if let Some(v) = e.value {
         // JSON has no NaN: send it as a string, which the batch rejects as a non-number
-        o.insert("value".into(), if v.is_finite() { json!(v) } else { json!("NaN") });
+        o.insert(
+            "value".into(),
+            if v.is_finite() {
+                json!(v)
+            } else {
+                json!("NaN")
+            },
+        );
     }
     if let Some(m) = &e.metadata {
         o.insert("metadata".into(), m.clone());
@@ -210,24 +248,47 @@ fn random_batches_are_all_or_nothing() {
             let e = random_event(&mut rng);
             let bad = !violations(&e).is_empty();
             if !bad || rng.gen_bool(0.04) {
-                events.push(Event { offset_secs: None, infinite_time: false, ..e });
+                events.push(Event {
+                    offset_secs: None,
+                    infinite_time: false,
+                    ..e
+                });
             }
         }
         let first_bad = events.iter().position(|e| !violations(e).is_empty());
         let batch = Value::Array(events.iter().map(to_batch_json).collect());
-        let before = count(&mut c, "SELECT count(*) FROM popularity_engine.product_interactions");
-        let result = c.query_one("SELECT popularity_engine.track_batch($1::text::jsonb)", &[&batch.to_string()]);
-        let after = count(&mut c, "SELECT count(*) FROM popularity_engine.product_interactions");
+        let before = count(
+            &mut c,
+            "SELECT count(*) FROM popularity_engine.product_interactions",
+        );
+        let result = c.query_one(
+            "SELECT popularity_engine.track_batch($1::text::jsonb)",
+            &[&batch.to_string()],
+        );
+        let after = count(
+            &mut c,
+            "SELECT count(*) FROM popularity_engine.product_interactions",
+        );
         match (result, first_bad) {
             (Ok(row), None) => {
                 accepted += 1;
-                assert_eq!(row.get::<_, i64>(0), len as i64, "batch {b}: returns how many were stored");
+                assert_eq!(
+                    row.get::<_, i64>(0),
+                    len as i64,
+                    "batch {b}: returns how many were stored"
+                );
                 expected_rows += len as i64;
             }
             (Err(err), Some(i)) => {
                 rejected += 1;
-                let msg = err.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
-                assert!(msg.contains(&format!("events[{i}]")), "batch {b}: error names element {i}: {msg}");
+                let msg = err
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_default();
+                assert!(
+                    msg.contains(&format!("events[{i}]")),
+                    "batch {b}: error names element {i}: {msg}"
+                );
                 assert_eq!(after, before, "batch {b}: a rejected batch stores nothing");
             }
             (Ok(_), Some(i)) => panic!("batch {b} accepted with bad element {i}: {:?}", events[i]),
@@ -236,5 +297,11 @@ fn random_batches_are_all_or_nothing() {
     }
     println!("{accepted} batches accepted, {rejected} rejected");
     assert!(accepted > 50 && rejected > 50);
-    assert_eq!(count(&mut c, "SELECT count(*) FROM popularity_engine.product_interactions"), expected_rows);
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM popularity_engine.product_interactions"
+        ),
+        expected_rows
+    );
 }
