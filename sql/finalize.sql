@@ -31,7 +31,18 @@ COMMENT ON FUNCTION popularity_engine.retention_seconds() IS
 COMMENT ON FUNCTION popularity_engine.may_commit() IS
   'Internal: whether the calling procedure may COMMIT (its CALL is not inside a transaction block or a function).';
 
--- Least privilege ------------------------------------------------------------------------------
+-- Roles and least privilege: created and granted here, in one place -------------------------
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'popularity_engine_writer') THEN
+        CREATE ROLE popularity_engine_writer NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'popularity_engine_reader') THEN
+        CREATE ROLE popularity_engine_reader NOLOGIN;
+    END IF;
+END $$;
+
 -- Nothing in the schema is executable by PUBLIC; the two roles get exactly what they need.
 -- The raw log and the state tables are readable by neither role: the read functions and views
 -- run with the owner's rights.

@@ -1,36 +1,5 @@
 -- popularity_engine: partitions of the log, retention, and erasure of a user.
 
--- Rows (alias t) of a log that a refresh has not aggregated yet, from its stored state: `log` is
--- product_interactions (refresh_popularity, refresh_user_preferences) or search_interactions
--- (refresh_popularity). Both refreshes share refresh_state's id floors (see rebase_if_restored).
-CREATE FUNCTION popularity_engine.pending_rows_clause(consumer text, log text) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE
-        WHEN consumer = 'refresh_popularity' AND log = 'product_interactions' THEN
-            popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
-                r.aggregated_snapshot, r.legacy_snapshot, NULL)
-        WHEN consumer = 'refresh_popularity' AND log = 'search_interactions' THEN
-            popularity_engine.unaggregated_rows_clause(r.legacy_search_id_floor,
-                r.aggregated_snapshot, r.legacy_snapshot, NULL)
-        WHEN consumer = 'refresh_user_preferences' AND log = 'product_interactions' THEN
-            popularity_engine.unaggregated_rows_clause(r.legacy_interaction_id_floor,
-                p.aggregated_snapshot, p.legacy_snapshot, NULL)
-        ELSE 'false' END
-      FROM popularity_engine.refresh_state r, popularity_engine.preference_state p
-$$;
-COMMENT ON FUNCTION popularity_engine.pending_rows_clause(text, text) IS
-  'Internal: SQL condition selecting the rows (alias t) of a log (product_interactions or search_interactions) that a refresh (refresh_popularity or refresh_user_preferences) has not aggregated yet; false for a pair that does not exist.';
-
--- Rows of the log (alias t) that some consumer has not aggregated yet.
-CREATE FUNCTION popularity_engine.unaggregated_anywhere_clause() RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT format('(%s) OR (%s)',
-        popularity_engine.pending_rows_clause('refresh_popularity', 'product_interactions'),
-        popularity_engine.pending_rows_clause('refresh_user_preferences', 'product_interactions'))
-$$;
-COMMENT ON FUNCTION popularity_engine.unaggregated_anywhere_clause() IS
-  'Internal: SQL condition selecting log rows (alias t) that refresh_popularity or refresh_user_preferences has not aggregated yet.';
-
 -- Weekly partitions (Monday 00:00 UTC to the next) from `since` to `weeks_ahead` weeks after
 -- this one. Rows already in the default partition for a new week are moved into it.
 CREATE FUNCTION popularity_engine.ensure_partitions(
@@ -88,6 +57,26 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.ensure_partitions(timestamptz, integer) IS
   'Creates the weekly partitions of product_interactions from the week of `since` (default: this week) to weeks_ahead weeks ahead; rows already in the default partition for a new week are moved into it. Returns how many partitions it created. cleanup_interactions() calls it.';
 
+-- Rows of one partition of the log that refresh_popularity or refresh_user_preferences has not
+-- aggregated yet (a partition with any is kept). The partition is the only dynamic part.
+CREATE FUNCTION popularity_engine.pending_in_partition(
+    part regclass, refresh popularity_engine.refresh_state, prefs popularity_engine.preference_state)
+RETURNS bigint LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_pending bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %s t
+                     WHERE popularity_engine.unaggregated(t.id, t.writer_xid, $1, $2, $3)
+                        OR popularity_engine.unaggregated(t.id, t.writer_xid, $1, $4, $5)', part)
+       INTO v_pending
+      USING refresh.legacy_interaction_id_floor, refresh.aggregated_snapshot, refresh.legacy_snapshot,
+            prefs.aggregated_snapshot, prefs.legacy_snapshot;
+    RETURN v_pending;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.pending_in_partition(regclass, popularity_engine.refresh_state, popularity_engine.preference_state) IS
+  'Internal: how many rows of a partition of product_interactions a refresh has not aggregated yet.';
+
 CREATE FUNCTION popularity_engine.cleanup_interactions_step(
     retention interval, OUT processed bigint, OUT more boolean, OUT note text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $proc$
@@ -102,7 +91,8 @@ DECLARE
     v_rows      bigint := 0;
     v_n         bigint;
     v_created   integer;
-    v_clause    text;
+    v_refresh   popularity_engine.refresh_state;
+    v_prefs     popularity_engine.preference_state;
 BEGIN
     -- one cleanup at a time (two would race to create the same partitions); a second one waits
     PERFORM pg_advisory_xact_lock(hashtext('popularity_engine.cleanup_interactions'));
@@ -115,7 +105,8 @@ BEGIN
     v_keep := greatest(v_keep, make_interval(secs => popularity_engine.trending_window_seconds()) + interval '1 day');
     v_cutoff := now() - v_keep;
     v_created := popularity_engine.ensure_partitions(v_cutoff, 4);
-    v_clause := popularity_engine.unaggregated_anywhere_clause();
+    SELECT * INTO v_refresh FROM popularity_engine.refresh_state;
+    SELECT * INTO v_prefs FROM popularity_engine.preference_state;
 
     -- whole weekly partitions that end before the cutoff, once everything in them is aggregated
     FOR v_part IN
@@ -127,7 +118,7 @@ BEGIN
          ORDER BY 3
     LOOP
         CONTINUE WHEN v_part.upper_bound IS NULL OR v_part.upper_bound > v_cutoff;
-        EXECUTE format('SELECT count(*) FROM %s t WHERE %s', v_part.rel, v_clause) INTO v_pending;
+        v_pending := popularity_engine.pending_in_partition(v_part.rel, v_refresh, v_prefs);
         IF v_pending > 0 THEN
             v_kept := v_kept || format('%s (%s rows not aggregated yet)', v_part.relname, v_pending);
             CONTINUE;
@@ -139,12 +130,18 @@ BEGIN
     END LOOP;
 
     -- old rows in the default partition, and old searches, once aggregated
-    EXECUTE format('DELETE FROM popularity_engine.product_interactions_default t
-                     WHERE t.occurred_at < %L AND NOT (%s)', v_cutoff, v_clause);
+    DELETE FROM popularity_engine.product_interactions_default t
+     WHERE t.occurred_at < v_cutoff
+       AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_refresh.legacy_interaction_id_floor,
+                                            v_refresh.aggregated_snapshot, v_refresh.legacy_snapshot)
+       AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_refresh.legacy_interaction_id_floor,
+                                            v_prefs.aggregated_snapshot, v_prefs.legacy_snapshot);
     GET DIAGNOSTICS v_n = ROW_COUNT;
     v_rows := v_rows + v_n;
-    EXECUTE format('DELETE FROM popularity_engine.search_interactions t WHERE t.occurred_at < %L AND NOT (%s)',
-                   v_cutoff, popularity_engine.pending_rows_clause('refresh_popularity', 'search_interactions'));
+    DELETE FROM popularity_engine.search_interactions t
+     WHERE t.occurred_at < v_cutoff
+       AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_refresh.legacy_search_id_floor,
+                                            v_refresh.aggregated_snapshot, v_refresh.legacy_snapshot);
     GET DIAGNOSTICS v_n = ROW_COUNT;
     v_rows := v_rows + v_n;
     DELETE FROM popularity_engine.interaction_event_ids WHERE recorded_at < v_cutoff;
@@ -165,8 +162,7 @@ COMMENT ON FUNCTION popularity_engine.cleanup_interactions_step(interval) IS
 CREATE PROCEDURE popularity_engine.cleanup_interactions(retention interval DEFAULT NULL)
 LANGUAGE plpgsql AS $proc$
 BEGIN
-    CALL popularity_engine.run_job('cleanup_interactions',
-        pg_catalog.format('popularity_engine.cleanup_interactions_step(%L::pg_catalog.interval)', retention), NULL);
+    CALL popularity_engine.run_job('cleanup_interactions', NULL, NULL, retention);
 END
 $proc$;
 COMMENT ON PROCEDURE popularity_engine.cleanup_interactions(interval) IS
@@ -194,16 +190,16 @@ BEGIN
            SET trend_events = s.trend_events - d.n,
                trend_fwd = CASE WHEN s.trend_events - d.n = 0 THEN 0 ELSE s.trend_fwd - d.c END
           FROM (SELECT t.product_id, count(*) AS n,
-                       sum(w.popularity_weight * power(2::float8, extract(epoch FROM t.occurred_at - v_state.landmark)
-                                                                  / extract(epoch FROM v_state.trending_half_life))) AS c
+                       sum(w.popularity_weight * popularity_engine.decay_factor(t.occurred_at, v_state.landmark,
+                               extract(epoch FROM v_state.trending_half_life)::float8)) AS c
                   FROM popularity_engine.product_interactions t
                   JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
                  WHERE t.user_id = forget_user.user_id AND t.product_id IS NOT NULL
                    AND w.popularity_weight > 0
-                   AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
+                   AND popularity_engine.counts_for_popularity(t.interaction_type, t.event_value)
                    AND t.occurred_at BETWEEN v_state.as_of - v_state.trending_window AND v_state.as_of
-                   AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_state.aggregated_snapshot,
-                                                        v_state.legacy_interaction_id_floor, v_state.legacy_snapshot)
+                   AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_state.legacy_interaction_id_floor,
+                                                        v_state.aggregated_snapshot, v_state.legacy_snapshot)
                  GROUP BY 1) d
          WHERE s.product_id = d.product_id;
     END IF;
@@ -213,7 +209,7 @@ BEGIN
     GET DIAGNOSTICS v_n = ROW_COUNT; v_removed := v_removed + v_n;
     FOREACH v_table IN ARRAY ARRAY['product_interactions', 'search_interactions', 'user_cart',
                                    'user_wishlist', 'purchase_history', 'user_profiles',
-                                   'user_item_weights', 'user_affinity_sums'] LOOP
+                                   'user_item_weights', 'user_preference_sums'] LOOP
         EXECUTE format('DELETE FROM popularity_engine.%I WHERE user_id = $1', v_table) USING forget_user.user_id;
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_removed := v_removed + v_n;

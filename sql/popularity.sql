@@ -1,33 +1,5 @@
--- popularity_engine: incremental, exactly-once popularity aggregation.
---
--- How "exactly once" works. Every log row records the transaction that wrote it (writer_xid).
--- Each refresh reads the new rows and captures pg_current_snapshot() in ONE statement, so the
--- rows it aggregates are exactly those visible in that snapshot, and stores the snapshot. A row
--- was aggregated by an earlier refresh iff its writer_xid is visible in the stored snapshot, so the
--- next refresh takes the rows with writer_xid >= xmax of that snapshot, plus those whose xid was
--- still in progress in it (its xip list): a transaction that commits late, out of id order or
--- after several refreshes is picked up by the first refresh that can see it, and never twice.
--- Nothing waits for the oldest open transaction in the cluster (the xmin horizon is not used).
---
--- Restores into another cluster: transaction ids restart there, so the stored snapshot means
--- nothing for new rows. refresh_state records the cluster's system identifier; the first
--- tracking call or refresh in a different cluster "rebases" (see rebase_if_restored): rows that
--- exist at that moment keep the old snapshot's meaning, rows after them (higher ids) are judged
--- against snapshots of the new cluster.
-
-CREATE TABLE popularity_engine.job_runs (
-    id             bigserial PRIMARY KEY,
-    job            text NOT NULL,
-    started_at     timestamptz NOT NULL,
-    finished_at    timestamptz,
-    status         text NOT NULL CHECK (status IN ('running', 'success', 'error', 'skipped')),
-    rows_processed bigint,
-    message        text
-);
-CREATE INDEX job_runs_job_time ON popularity_engine.job_runs (job, started_at DESC);
-COMMENT ON TABLE popularity_engine.job_runs IS
-  'One row per run of a refresh or maintenance procedure: when, how it ended, how many rows it processed, and what it said.';
-COMMENT ON SEQUENCE popularity_engine.job_runs_id_seq IS 'Ids of job_runs rows.';
+-- popularity_engine: the aggregates refresh_popularity keeps (product_stats, hourly buckets) and
+-- their state; see exactly_once.sql for how each log row is aggregated exactly once.
 
 CREATE TABLE popularity_engine.refresh_state (
     singleton            boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -138,8 +110,6 @@ COMMENT ON TABLE popularity_engine.search_hourly IS
 
 
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.refresh_state', '');
-SELECT pg_catalog.pg_extension_config_dump('popularity_engine.job_runs', '');
-SELECT pg_catalog.pg_extension_config_dump('popularity_engine.job_runs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.product_type_totals', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.product_stats', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.popularity_hourly', '');
@@ -151,8 +121,8 @@ SELECT s.product_id, s.search_count, s.search_click_count, s.view_count, s.click
        CASE WHEN s.review_count > 0 THEN s.rating_sum / s.review_count END AS rating_avg,
        s.popularity_score,
        CASE WHEN s.trend_events > 0
-            THEN s.trend_fwd * power(2::float8, extract(epoch FROM r.landmark - r.as_of)
-                                               / extract(epoch FROM r.trending_half_life))
+            THEN s.trend_fwd * popularity_engine.decay_factor(r.landmark, r.as_of,
+                                   extract(epoch FROM r.trending_half_life)::float8)
             ELSE 0 END AS trending_score,
        s.last_interaction, s.last_updated
   FROM popularity_engine.product_stats s
@@ -160,20 +130,7 @@ SELECT s.product_id, s.search_count, s.search_click_count, s.view_count, s.click
 COMMENT ON VIEW popularity_engine.product_popularity IS
   'Per product: counters, average rating, popularity_score = sum(counter x popularity_weight), and trending_score = sum(popularity_weight x 0.5^(hours_ago / half_life)) over the trending window at the as_of of the last refresh_popularity().';
 
--- Helpers --------------------------------------------------------------------------------------
-
--- Was a log row aggregated as of `snap`? Rows up to the legacy floor (restored from another
--- cluster) are judged by the legacy snapshot.
-CREATE FUNCTION popularity_engine.row_aggregated(
-    row_id bigint, writer_xid xid8, snap pg_snapshot, legacy_floor bigint, legacy pg_snapshot)
-RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN row_id <= legacy_floor
-                THEN legacy IS NULL OR pg_visible_in_snapshot(writer_xid, legacy)
-                ELSE pg_visible_in_snapshot(writer_xid, snap) END
-$$;
-COMMENT ON FUNCTION popularity_engine.row_aggregated(bigint, xid8, pg_snapshot, bigint, pg_snapshot) IS
-  'Internal: whether a log row was aggregated by the refresh that stored snapshot snap.';
+-- State helpers ------------------------------------------------------------------------------
 
 CREATE FUNCTION popularity_engine.weights_signature() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -222,65 +179,3 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION popularity_engine.rebase_if_restored() IS
   'Internal: re-anchors exactly-once aggregation after a restore into another cluster (transaction ids restart there).';
-
--- The WHERE clause (over alias t) that selects log rows not aggregated as of the stored state,
--- written so that the writer_xid index serves it: xids at or after the snapshot's xmax, or in
--- its in-progress list. own_xid, when given, is left out (the calling transaction's own rows).
-CREATE FUNCTION popularity_engine.unaggregated_rows_clause(
-    id_floor bigint, snap pg_snapshot, legacy pg_snapshot, own_xid xid8)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp AS $$
-    SELECT format('(%s)%s',
-        format('(t.id > %s AND (t.writer_xid >= %L::xid8 OR t.writer_xid = ANY (%L::xid8[])))',
-               id_floor, pg_snapshot_xmax(snap), ARRAY(SELECT pg_snapshot_xip(snap)))
-        || CASE WHEN legacy IS NULL THEN '' ELSE
-           format(' OR (t.id <= %s AND (t.writer_xid >= %L::xid8 OR t.writer_xid = ANY (%L::xid8[])))',
-                  id_floor, pg_snapshot_xmax(legacy), ARRAY(SELECT pg_snapshot_xip(legacy))) END,
-        CASE WHEN own_xid IS NULL THEN '' ELSE format(' AND t.writer_xid <> %L::xid8', own_xid) END)
-$$;
-COMMENT ON FUNCTION popularity_engine.unaggregated_rows_clause(bigint, pg_snapshot, pg_snapshot, xid8) IS
-  'Internal: SQL condition selecting the log rows (alias t) that the stored refresh state has not aggregated yet.';
-
--- The snapshot `snap` cut at xid `bound`: what it shows of the transactions before bound. Used
--- when a refresh step stops at a transaction boundary; with bound = xmax it is snap itself.
-CREATE FUNCTION popularity_engine.snapshot_cut(snap pg_snapshot, bound xid8) RETURNS pg_snapshot
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN bound >= pg_snapshot_xmax(snap) THEN snap ELSE
-        format('%s:%s:%s', least(pg_snapshot_xmin(snap), bound), bound,
-               (SELECT string_agg(x::text, ',' ORDER BY x) FROM pg_snapshot_xip(snap) AS x WHERE x < bound))::pg_snapshot
-    END
-$$;
-COMMENT ON FUNCTION popularity_engine.snapshot_cut(pg_snapshot, xid8) IS
-  'Internal: the snapshot restricted to transactions before bound (xmax = bound).';
-
--- The snapshot `snap` with transaction `xid` still running in it. A refresh stores this when it
--- runs inside a transaction that has itself written to the log: those rows are left for the
--- first refresh after that transaction commits (an xid at or past xmax already is).
-CREATE FUNCTION popularity_engine.snapshot_with_running(snap pg_snapshot, xid xid8) RETURNS pg_snapshot
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN xid IS NULL OR xid >= pg_snapshot_xmax(snap) THEN snap ELSE
-        format('%s:%s:%s', least(pg_snapshot_xmin(snap), xid), pg_snapshot_xmax(snap),
-               (SELECT string_agg(x::text, ',' ORDER BY x)
-                  FROM (SELECT pg_snapshot_xip(snap) UNION SELECT xid) AS u(x)))::pg_snapshot
-    END
-$$;
-COMMENT ON FUNCTION popularity_engine.snapshot_with_running(pg_snapshot, xid8) IS
-  'Internal: the snapshot with transaction xid treated as still running.';
-
--- The `bound` CTE of a refresh step's reading statement: the first transaction after the one
--- that wrote the max_rows-th unaggregated row (the statement's $1; NULL = no limit), or the
--- snapshot's xmax. Rows of transactions before it are read now, the others by the next step, so
--- that a step never splits a transaction. Expects a `snap` CTE holding pg_current_snapshot().
-CREATE FUNCTION popularity_engine.step_bound_cte(unaggregated text, id_floor bigint) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT format($cte$bound AS MATERIALIZED (
-            SELECT CASE WHEN $1::int8 IS NULL THEN pg_snapshot_xmax((SELECT s FROM snap)) ELSE coalesce(
-                (SELECT min(t.writer_xid) FROM popularity_engine.product_interactions t
-                  WHERE t.id > %2$s AND (%1$s)
-                    AND t.writer_xid > (SELECT t.writer_xid FROM popularity_engine.product_interactions t
-                                         WHERE t.id > %2$s AND (%1$s)
-                                         ORDER BY t.writer_xid OFFSET greatest($1 - 1, 0) LIMIT 1)),
-                pg_snapshot_xmax((SELECT s FROM snap))) END AS b)$cte$, unaggregated, id_floor)
-$$;
-COMMENT ON FUNCTION popularity_engine.step_bound_cte(text, bigint) IS
-  'Internal: SQL text of the CTE that cuts a refresh step at a transaction boundary after about max_rows log rows.';

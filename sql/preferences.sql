@@ -1,5 +1,8 @@
 -- popularity_engine: per-user aggregates kept by refresh_user_preferences(as_of), with the same
--- exactly-once mechanism as refresh_popularity (its own stored snapshot, see popularity.sql).
+-- exactly-once mechanism as refresh_popularity (its own stored snapshot, see exactly_once.sql).
+-- One concept, three names by role: user_preference_sums stores the decayed sums,
+-- user_preferences is the view that evaluates them at the last refresh, and the reporting view
+-- user_affinity ranks them per user.
 --
 -- affinity(user, dimension, value) = sum(affinity_weight x 0.5^(age / preference_half_life)) over
 -- the user's interactions with products of that category or brand (from catalog, as it was when
@@ -45,7 +48,7 @@ CREATE INDEX user_item_weights_product ON popularity_engine.user_item_weights (p
 COMMENT ON TABLE popularity_engine.user_item_weights IS
   'Per user and product: the sum of the affinity weights of the user''s interactions with it (undecayed), how many, and the last one. Input of refresh_item_similarity.';
 
-CREATE TABLE popularity_engine.user_affinity_sums (
+CREATE TABLE popularity_engine.user_preference_sums (
     user_id    bigint NOT NULL,
     dimension  text NOT NULL CHECK (dimension IN ('category', 'brand')),
     value      text NOT NULL,
@@ -54,31 +57,20 @@ CREATE TABLE popularity_engine.user_affinity_sums (
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, dimension, value)
 );
-COMMENT ON TABLE popularity_engine.user_affinity_sums IS
+COMMENT ON TABLE popularity_engine.user_preference_sums IS
   'Internal storage behind user_preferences: forward-decayed affinity sums against preference_state.landmark.';
-
-CREATE TABLE popularity_engine.item_similarity (
-    product_id         bigint NOT NULL,
-    similar_product_id bigint NOT NULL,
-    score              double precision NOT NULL CHECK (score > 0 AND score <= 1.000001),
-    PRIMARY KEY (product_id, similar_product_id)
-);
-COMMENT ON TABLE popularity_engine.item_similarity IS
-  'Top-K similar products per product (cosine over user-product interaction weights, each user''s vector normalised), rebuilt by refresh_item_similarity().';
-COMMENT ON COLUMN popularity_engine.item_similarity.score IS 'Cosine similarity in (0, 1].';
 
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.preference_state', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.user_profiles', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.user_item_weights', '');
-SELECT pg_catalog.pg_extension_config_dump('popularity_engine.user_affinity_sums', '');
-SELECT pg_catalog.pg_extension_config_dump('popularity_engine.item_similarity', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.user_preference_sums', '');
 
 CREATE VIEW popularity_engine.user_preferences AS
 SELECT a.user_id, a.dimension, a.value,
-       a.fwd * power(2::float8, extract(epoch FROM s.landmark - s.as_of) / extract(epoch FROM s.half_life))
+       a.fwd * popularity_engine.decay_factor(s.landmark, s.as_of, extract(epoch FROM s.half_life)::float8)
            AS affinity,
        a.events, a.updated_at
-  FROM popularity_engine.user_affinity_sums a
+  FROM popularity_engine.user_preference_sums a
  CROSS JOIN popularity_engine.preference_state s;
 COMMENT ON VIEW popularity_engine.user_preferences IS
   'Per user, category and brand: affinity = sum(affinity_weight x 0.5^(age / preference_half_life)) at the as_of of the last refresh_user_preferences(), and how many interactions it sums.';

@@ -1,65 +1,29 @@
--- popularity_engine: refresh_popularity(as_of), the incremental aggregation procedure.
--- See the head of popularity.sql for how rows are aggregated exactly once.
+-- popularity_engine: refresh_popularity(as_of), the incremental aggregation procedure, as named
+-- steps: read the delta, apply the per-type totals and hourly buckets, apply the product
+-- counters and trending, rebuild what a settings change invalidated, store the state.
+-- How rows are aggregated exactly once: exactly_once.sql.
 --
 -- trending_score = sum(w x 0.5^(hours_ago / H)) over events with 0 <= hours_ago <= W at as_of.
--- It is kept as a forward-decayed sum per product, trend_fwd = sum(w x 2^((t - L) / H)) against a
--- landmark L, so that time passing changes nothing stored: the product_popularity view
--- multiplies by 2^((L - as_of) / H). Each refresh only adds the new events, adds old events that
--- were in the future at the previous as_of and now are not, and subtracts the old events that
--- slid out of the window: work proportional to what changed, read through the index on
+-- It is kept as a forward-decayed sum per product, trend_fwd = sum(w x decay_factor(t, L, H))
+-- against a landmark L, so that time passing changes nothing stored: the product_popularity view
+-- multiplies by decay_factor(L, as_of, H). Each refresh only adds the new events, adds old events
+-- that were in the future at the previous as_of and now are not, and subtracts the old events
+-- that slid out of the window: work proportional to what changed, read through the index on
 -- occurred_at. A full rebuild over the window happens on the first refresh, when as_of moves
 -- backwards or jumps by more than the window, when H, W or the weights change, and when
 -- (as_of - L) exceeds 60 half-lives (before 2^x could lose range).
+--
+-- The step routines take the state's values as parameters and run with plan_cache_mode =
+-- force_custom_plan: planned with the actual snapshot, the unaggregated() condition becomes
+-- index conditions on writer_xid instead of a scan of every partition.
 
--- One transaction's worth of refresh_popularity: at most about max_rows new log rows (whole
--- writing transactions; NULL = everything). `more` says whether rows are left for another step.
-CREATE FUNCTION popularity_engine.refresh_popularity_step(
-    as_of timestamptz, max_rows bigint,
-    OUT processed bigint, OUT more boolean, OUT note text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $proc$
-#variable_conflict use_variable
-DECLARE
-    v_state     popularity_engine.refresh_state;
-    v_snap      pg_snapshot;
-    v_own_xid   xid8 := pg_current_xact_id_if_assigned();
-    v_new       bigint;
-    v_searches  bigint;
-    v_h         double precision := popularity_engine.trending_half_life_seconds();
-    v_w_secs    double precision := popularity_engine.trending_window_seconds();
-    v_window    interval;
-    v_sig       text := popularity_engine.weights_signature();
-    v_landmark  timestamptz;
-    v_full      boolean;
-    v_reason    text;
-    v_bound     xid8;
-    v_waited    timestamptz;
-    v_waited_note text := '';
-    v_any_rows  boolean;
-    v_any_searches boolean;
-    v_log_clause text;
-    v_search_clause text;
+-- The delta tables live for the session (emptied at commit) rather than being dropped: the
+-- statements that use them keep their plans from one refresh to the next. The type is text: a
+-- column of the extension's type would make DROP EXTENSION fail while such a session is open.
+CREATE FUNCTION popularity_engine.prepare_popularity_delta() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'popularity_engine.refresh_popularity: as_of must be a finite timestamp'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    v_window := make_interval(secs => v_w_secs);
-    PERFORM popularity_engine.rebase_if_restored();
-
-    -- One refresh at a time: a second one waits here, then sees what the first committed.
-    SELECT * INTO v_state FROM popularity_engine.refresh_state FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND THEN
-        v_waited := clock_timestamp();
-        SELECT * INTO v_state FROM popularity_engine.refresh_state FOR UPDATE;
-        v_waited_note := format('waited %s s for a concurrent refresh; ',
-                                round(extract(epoch FROM clock_timestamp() - v_waited)::numeric, 3));
-    END IF;
-
-    -- Kept for the session (emptied at commit) rather than dropped: statements that use them keep
-    -- their plans from one refresh to the next, which is most of a refresh's cost when little is new.
     IF to_regclass('pg_temp.pe_delta') IS NULL THEN
-        -- interaction_type as text: a column of the extension's type would make DROP EXTENSION
-        -- fail while any session that refreshed is still open.
         CREATE TEMP TABLE pe_delta (
             product_id bigint, interaction_type text,
             event_value double precision, occurred_at timestamptz, counted boolean
@@ -71,172 +35,208 @@ BEGIN
     END IF;
     DELETE FROM pg_temp.pe_delta;
     DELETE FROM pg_temp.pe_search_delta;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.prepare_popularity_delta() IS
+  'Internal: creates (once per session) and empties the delta tables of refresh_popularity.';
 
-    -- The log rows (alias t) and searches that the stored state has not aggregated yet.
-    v_log_clause := popularity_engine.unaggregated_rows_clause(v_state.legacy_interaction_id_floor,
-        v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid);
-    v_search_clause := popularity_engine.unaggregated_rows_clause(v_state.legacy_search_id_floor,
-        v_state.aggregated_snapshot, v_state.legacy_snapshot, v_own_xid);
+-- Whether either log has rows the state has not aggregated, and the snapshot of the statement
+-- that looked (when nothing is pending, the stored snapshot may simply advance to it). Nothing
+-- new is the common case of a frequent schedule: this probe is much cheaper to plan and run
+-- than the reading statement.
+CREATE FUNCTION popularity_engine.popularity_pending(
+    state popularity_engine.refresh_state, own_xid xid8, OUT snap pg_snapshot, OUT pending boolean)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan AS $fn$
+BEGIN
+    SELECT pg_current_snapshot(),
+           EXISTS (SELECT 1 FROM popularity_engine.product_interactions t
+                    WHERE t.product_id IS NOT NULL AND t.writer_xid IS DISTINCT FROM own_xid
+                      AND popularity_engine.unaggregated(t.id, t.writer_xid, state.legacy_interaction_id_floor,
+                                                         state.aggregated_snapshot, state.legacy_snapshot))
+        OR EXISTS (SELECT 1 FROM popularity_engine.search_interactions t
+                    WHERE t.writer_xid IS DISTINCT FROM own_xid
+                      AND popularity_engine.unaggregated(t.id, t.writer_xid, state.legacy_search_id_floor,
+                                                         state.aggregated_snapshot, state.legacy_snapshot))
+      INTO snap, pending;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.popularity_pending(popularity_engine.refresh_state, xid8) IS
+  'Internal: whether the interaction or search log holds rows that refresh_popularity has not aggregated (own_xid''s rows aside), with the snapshot of the statement that looked.';
 
-    -- Nothing new is the common case of a frequent schedule. A cheap probe, whose snapshot is
-    -- taken by the same statement that looks, says so; then the stored snapshot simply advances
-    -- to it, and the planning and execution of the statement below is saved. (The xids are
-    -- written into the probe as literals: as parameters the planner cannot see that they
-    -- select almost nothing, and scans every partition.)
-    EXECUTE format($sql$
-        SELECT pg_current_snapshot(),
-               EXISTS (SELECT 1 FROM popularity_engine.product_interactions t
-                        WHERE t.product_id IS NOT NULL AND (%1$s)),
-               EXISTS (SELECT 1 FROM popularity_engine.search_interactions t WHERE %2$s)$sql$,
-        v_log_clause, v_search_clause)
-    INTO v_snap, v_any_rows, v_any_searches;
+-- Copies the rows of both logs that the state has not aggregated (own transaction aside, only
+-- transactions before `bound` when given) into the delta tables, and returns the snapshot of
+-- that same statement: exactly what it saw is aggregated.
+CREATE FUNCTION popularity_engine.read_popularity_delta(
+    state popularity_engine.refresh_state, own_xid xid8, bound xid8,
+    OUT snap pg_snapshot, OUT interactions bigint, OUT searches bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan AS $fn$
+BEGIN
+    WITH taken AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+    moved AS (
+        INSERT INTO pg_temp.pe_delta
+        SELECT t.product_id, t.interaction_type::text, t.event_value, t.occurred_at,
+               popularity_engine.counts_for_popularity(t.interaction_type, t.event_value)
+          FROM popularity_engine.product_interactions t
+         WHERE t.product_id IS NOT NULL AND t.writer_xid IS DISTINCT FROM own_xid
+           AND popularity_engine.unaggregated(t.id, t.writer_xid, state.legacy_interaction_id_floor,
+                                              state.aggregated_snapshot, state.legacy_snapshot)
+           AND (bound IS NULL OR t.id <= state.legacy_interaction_id_floor OR t.writer_xid < bound)
+        RETURNING 1),
+    searched AS (
+        INSERT INTO pg_temp.pe_search_delta
+        SELECT r.product_id, t.occurred_at
+          FROM popularity_engine.search_interactions t
+         CROSS JOIN LATERAL unnest(t.result_product_ids) AS r(product_id)
+         WHERE t.writer_xid IS DISTINCT FROM own_xid
+           AND popularity_engine.unaggregated(t.id, t.writer_xid, state.legacy_search_id_floor,
+                                              state.aggregated_snapshot, state.legacy_snapshot)
+           AND (bound IS NULL OR t.id <= state.legacy_search_id_floor OR t.writer_xid < bound)
+        RETURNING 1)
+    SELECT (SELECT s FROM taken), (SELECT count(*) FROM moved), (SELECT count(*) FROM searched)
+      INTO snap, interactions, searches;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.read_popularity_delta(popularity_engine.refresh_state, xid8, xid8) IS
+  'Internal: copies the unaggregated rows of both logs into the delta tables and returns the snapshot of the statement that read them.';
 
-    -- Read both logs and capture the snapshot in ONE statement: exactly what it sees is aggregated.
-    -- Rows of this very transaction are left for a refresh after it commits (it may add more).
-    -- With max_rows, the step stops at a transaction boundary (xid `bound`): rows written by
-    -- transactions at or after it wait for the next step, and the stored snapshot is cut there.
-    IF v_any_rows OR v_any_searches THEN
-        EXECUTE format($sql$
-            WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
-            %5$s,
-            moved AS (
-                INSERT INTO pg_temp.pe_delta
-                SELECT t.product_id, t.interaction_type::text, t.event_value, t.occurred_at,
-                       NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
-                  FROM popularity_engine.product_interactions t
-                 WHERE t.product_id IS NOT NULL AND (%1$s)
-                   AND (t.id <= %3$s OR t.writer_xid < (SELECT b FROM bound))
-                RETURNING 1),
-            searched AS (
-                INSERT INTO pg_temp.pe_search_delta
-                SELECT r.product_id, t.occurred_at
-                  FROM popularity_engine.search_interactions t
-                 CROSS JOIN LATERAL unnest(t.result_product_ids) AS r(product_id)
-                 WHERE (%2$s) AND (t.id <= %4$s OR t.writer_xid < (SELECT b FROM bound))
-                RETURNING 1)
-            SELECT (SELECT s FROM snap), (SELECT b FROM bound),
-                   (SELECT count(*) FROM moved), (SELECT count(*) FROM searched)$sql$,
-            v_log_clause, v_search_clause,
-            v_state.legacy_interaction_id_floor, v_state.legacy_search_id_floor,
-            popularity_engine.step_bound_cte(v_log_clause, v_state.legacy_interaction_id_floor))
-        USING max_rows
-        INTO v_snap, v_bound, v_new, v_searches;
-        more := v_bound < pg_snapshot_xmax(v_snap);
-        v_snap := popularity_engine.snapshot_cut(v_snap, v_bound);
-    ELSE
-        v_new := 0;
-        v_searches := 0;
-        more := false;
-    END IF;
+-- All-time events per product and type, then hourly buckets, from the delta.
+CREATE FUNCTION popularity_engine.apply_popularity_totals(half_life_seconds double precision) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    INSERT INTO popularity_engine.product_type_totals AS t (product_id, interaction_type, events, value_sum)
+    SELECT d.product_id, d.interaction_type::popularity_engine.interaction_type, count(*), sum(d.event_value)
+      FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2
+    ON CONFLICT (product_id, interaction_type) DO UPDATE
+       SET events = t.events + excluded.events, value_sum = t.value_sum + excluded.value_sum;
 
-    -- The stored snapshot must treat this transaction as still running, so that its rows are
-    -- picked up by the first refresh after it commits (an xid at or past xmax already is).
-    v_snap := popularity_engine.snapshot_with_running(v_snap, v_own_xid);
-    IF v_new + v_searches > 0 THEN
-        ANALYZE pg_temp.pe_delta;
+    INSERT INTO popularity_engine.popularity_hourly AS h
+           (product_id, bucket_hour, interaction_type, events, value_sum, decay_sum)
+    SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'),
+           d.interaction_type::popularity_engine.interaction_type, count(*), sum(d.event_value),
+           sum(popularity_engine.decay_factor(d.occurred_at, date_trunc('hour', d.occurred_at, 'UTC'),
+                                              half_life_seconds))
+      FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2, 3
+    ON CONFLICT (bucket_hour, product_id, interaction_type) DO UPDATE
+       SET events = h.events + excluded.events, value_sum = h.value_sum + excluded.value_sum,
+           decay_sum = h.decay_sum + excluded.decay_sum;
 
-        -- Totals per product and type, then hourly buckets.
-        INSERT INTO popularity_engine.product_type_totals AS t (product_id, interaction_type, events, value_sum)
-        SELECT d.product_id, d.interaction_type::popularity_engine.interaction_type, count(*), sum(d.event_value)
-          FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2
-        ON CONFLICT (product_id, interaction_type) DO UPDATE
-           SET events = t.events + excluded.events, value_sum = t.value_sum + excluded.value_sum;
+    INSERT INTO popularity_engine.search_hourly AS h (product_id, bucket_hour, appearances)
+    SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'), count(*)
+      FROM pg_temp.pe_search_delta d GROUP BY 1, 2
+    ON CONFLICT (bucket_hour, product_id) DO UPDATE SET appearances = h.appearances + excluded.appearances;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.apply_popularity_totals(double precision) IS
+  'Internal: adds the delta to product_type_totals, popularity_hourly and search_hourly.';
 
-        INSERT INTO popularity_engine.popularity_hourly AS h
-               (product_id, bucket_hour, interaction_type, events, value_sum, decay_sum)
-        SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'),
-               d.interaction_type::popularity_engine.interaction_type, count(*),
-               sum(d.event_value),
-               sum(power(2::float8, extract(epoch FROM d.occurred_at - date_trunc('hour', d.occurred_at, 'UTC')) / v_h))
-          FROM pg_temp.pe_delta d WHERE d.counted GROUP BY 1, 2, 3
-        ON CONFLICT (bucket_hour, product_id, interaction_type) DO UPDATE
-           SET events = h.events + excluded.events, value_sum = h.value_sum + excluded.value_sum,
-               decay_sum = h.decay_sum + excluded.decay_sum;
+-- Why trending must be rebuilt from the window rather than updated incrementally (NULL: it
+-- need not be).
+CREATE FUNCTION popularity_engine.trending_rebuild_reason(
+    state popularity_engine.refresh_state, new_as_of timestamptz, half_life_seconds double precision,
+    window_seconds double precision, signature text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT CASE
+        WHEN state.as_of IS NULL THEN 'first refresh'
+        WHEN new_as_of < state.as_of THEN 'as_of moved backwards'
+        WHEN new_as_of - state.as_of > make_interval(secs => window_seconds)
+            THEN 'as_of jumped by more than the trending window'
+        WHEN state.trending_half_life IS DISTINCT FROM make_interval(secs => half_life_seconds)
+            THEN 'trending_half_life changed'
+        WHEN state.trending_window IS DISTINCT FROM make_interval(secs => window_seconds)
+            THEN 'trending_window changed'
+        WHEN state.weights_signature IS DISTINCT FROM signature THEN 'weights changed'
+        WHEN extract(epoch FROM new_as_of - state.landmark) / half_life_seconds > 60 THEN 'landmark rebase'
+    END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.trending_rebuild_reason(popularity_engine.refresh_state, timestamptz, double precision, double precision, text) IS
+  'Internal: why refresh_popularity must rebuild trending from the window (NULL when an incremental update is exact).';
 
-        INSERT INTO popularity_engine.search_hourly AS h (product_id, bucket_hour, appearances)
-        SELECT d.product_id, date_trunc('hour', d.occurred_at, 'UTC'), count(*)
-          FROM pg_temp.pe_search_delta d GROUP BY 1, 2
-        ON CONFLICT (bucket_hour, product_id) DO UPDATE SET appearances = h.appearances + excluded.appearances;
-    END IF;
+-- A product's counters and popularity_score from its all-time totals per type: the one place
+-- that maps interaction_weights.counter to product_stats columns. Inlined into its callers.
+CREATE FUNCTION popularity_engine.product_counters(product bigint)
+RETURNS TABLE (search_click_count bigint, view_count bigint, click_count bigint, wishlist_count bigint,
+               cart_add_count bigint, order_count bigint, review_count bigint,
+               rating_sum double precision, popularity_score double precision)
+LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
+    SELECT coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'search_click_count'), 0)::bigint,
+           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'view_count'), 0)::bigint,
+           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'click_count'), 0)::bigint,
+           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'wishlist_count'), 0)::bigint,
+           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'cart_add_count'), 0)::bigint,
+           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'order_count'), 0)::bigint,
+           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'review_count'), 0)::bigint,
+           coalesce(pg_catalog.sum(t.value_sum) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'review_count'), 0),
+           coalesce(pg_catalog.sum(t.events OPERATOR(pg_catalog.*) w.popularity_weight), 0)
+      FROM popularity_engine.product_type_totals t
+      JOIN popularity_engine.interaction_weights w
+        ON w.interaction_type OPERATOR(pg_catalog.=) t.interaction_type
+     WHERE t.product_id OPERATOR(pg_catalog.=) product
+$fn$;
+COMMENT ON FUNCTION popularity_engine.product_counters(bigint) IS
+  'Internal: a product''s product_popularity counters and popularity_score, from product_type_totals and the current interaction_weights.';
 
-    v_full := v_state.weights_signature IS DISTINCT FROM v_sig;
-    v_reason := CASE
-        WHEN v_state.as_of IS NULL THEN 'first refresh'
-        WHEN as_of < v_state.as_of THEN 'as_of moved backwards'
-        WHEN as_of - v_state.as_of > v_window THEN 'as_of jumped by more than the trending window'
-        WHEN v_state.trending_half_life IS DISTINCT FROM make_interval(secs => v_h) THEN 'trending_half_life changed'
-        WHEN v_state.trending_window IS DISTINCT FROM v_window THEN 'trending_window changed'
-        WHEN v_full THEN 'weights changed'
-        WHEN extract(epoch FROM as_of - v_state.landmark) / v_h > 60 THEN 'landmark rebase'
-    END;
-    v_landmark := CASE WHEN v_reason IS NULL THEN v_state.landmark ELSE as_of END;
-
-    -- One upsert per changed product: the new events' counters and score (with the current
-    -- weights), their search appearances and, unless trending is rebuilt below, the trending
-    -- change: new events inside the window at as_of, plus events aggregated earlier that were in
-    -- the future at the previous as_of, minus those that slid out of the window.
+-- One upsert per changed product: its counters and score recounted from the totals (with the
+-- current weights), its new search appearances and, when trending is updated incrementally, the
+-- trending change: new events inside the window at as_of, plus events aggregated earlier that
+-- were in the future at the previous as_of, minus those that slid out of the window.
+CREATE FUNCTION popularity_engine.apply_product_stats(
+    state popularity_engine.refresh_state, new_as_of timestamptz, landmark timestamptz,
+    half_life_seconds double precision, window_seconds double precision, incremental boolean)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $fn$
+DECLARE
+    v_window interval := make_interval(secs => window_seconds);
+BEGIN
     WITH changes AS (
         SELECT d.product_id,
-               count(*) FILTER (WHERE d.counted AND w.counter = 'search_click_count') AS search_click_count,
-               count(*) FILTER (WHERE d.counted AND w.counter = 'view_count') AS view_count,
-               count(*) FILTER (WHERE d.counted AND w.counter = 'click_count') AS click_count,
-               count(*) FILTER (WHERE d.counted AND w.counter = 'wishlist_count') AS wishlist_count,
-               count(*) FILTER (WHERE d.counted AND w.counter = 'cart_add_count') AS cart_add_count,
-               count(*) FILTER (WHERE d.counted AND w.counter = 'order_count') AS order_count,
-               count(*) FILTER (WHERE d.counted AND w.counter = 'review_count') AS review_count,
-               coalesce(sum(d.event_value) FILTER (WHERE d.counted AND w.counter = 'review_count'), 0) AS rating_sum,
-               coalesce(sum(w.popularity_weight) FILTER (WHERE d.counted), 0) AS popularity_score,
-               coalesce(sum(w.popularity_weight * power(2::float8, extract(epoch FROM d.occurred_at - v_landmark) / v_h))
-                        FILTER (WHERE d.counted AND w.popularity_weight > 0 AND v_reason IS NULL
-                                  AND d.occurred_at BETWEEN as_of - v_window AND as_of), 0) AS trend_fwd,
-               count(*) FILTER (WHERE d.counted AND w.popularity_weight > 0 AND v_reason IS NULL
-                                  AND d.occurred_at BETWEEN as_of - v_window AND as_of) AS trend_events,
-               0::bigint AS search_count,
-               max(d.occurred_at) AS last_at
+               coalesce(sum(w.popularity_weight * popularity_engine.decay_factor(d.occurred_at, landmark, half_life_seconds))
+                        FILTER (WHERE d.counted AND w.popularity_weight > 0 AND incremental
+                                  AND d.occurred_at BETWEEN new_as_of - v_window AND new_as_of), 0) AS trend_fwd,
+               count(*) FILTER (WHERE d.counted AND w.popularity_weight > 0 AND incremental
+                                  AND d.occurred_at BETWEEN new_as_of - v_window AND new_as_of) AS trend_events,
+               0::bigint AS search_count, max(d.occurred_at) AS last_at
           FROM pg_temp.pe_delta d
           JOIN popularity_engine.interaction_weights w ON w.interaction_type::text = d.interaction_type
          GROUP BY d.product_id
         UNION ALL
-        SELECT d.product_id, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, count(*), NULL
-          FROM pg_temp.pe_search_delta d GROUP BY 1
+        SELECT d.product_id, 0, 0, count(*), NULL FROM pg_temp.pe_search_delta d GROUP BY 1
         UNION ALL
-        SELECT t.product_id, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-               sign * w.popularity_weight * power(2::float8, extract(epoch FROM t.occurred_at - v_landmark) / v_h),
-               sign, 0, NULL
+        SELECT t.product_id, x.sign * w.popularity_weight * popularity_engine.decay_factor(t.occurred_at, landmark, half_life_seconds),
+               x.sign, 0, NULL
           FROM popularity_engine.product_interactions t
           JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
-         CROSS JOIN LATERAL (SELECT CASE WHEN t.occurred_at > v_state.as_of THEN 1 ELSE -1 END AS sign) AS x
-         WHERE v_reason IS NULL
-           AND ((t.occurred_at > v_state.as_of AND t.occurred_at <= as_of)
-                OR (t.occurred_at >= v_state.as_of - v_window AND t.occurred_at < as_of - v_window))
+         CROSS JOIN LATERAL (SELECT CASE WHEN t.occurred_at > state.as_of THEN 1 ELSE -1 END AS sign) AS x
+         WHERE incremental
+           AND ((t.occurred_at > state.as_of AND t.occurred_at <= new_as_of)
+                OR (t.occurred_at >= state.as_of - v_window AND t.occurred_at < new_as_of - v_window))
            AND t.product_id IS NOT NULL AND w.popularity_weight > 0
-           AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
-           AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_state.aggregated_snapshot,
-                                                v_state.legacy_interaction_id_floor, v_state.legacy_snapshot)
-    )
+           AND popularity_engine.counts_for_popularity(t.interaction_type, t.event_value)
+           AND popularity_engine.row_aggregated(t.id, t.writer_xid, state.legacy_interaction_id_floor,
+                                                state.aggregated_snapshot, state.legacy_snapshot)
+    ),
+    per_product AS (
+        SELECT c.product_id, sum(c.trend_fwd) AS trend_fwd, sum(c.trend_events) AS trend_events,
+               sum(c.search_count) AS search_count, max(c.last_at) AS last_at
+          FROM changes c GROUP BY c.product_id)
     INSERT INTO popularity_engine.product_stats AS s
            (product_id, search_click_count, view_count, click_count, wishlist_count, cart_add_count,
             order_count, review_count, rating_sum, popularity_score, trend_fwd, trend_events,
             search_count, last_interaction, last_updated, category, brand)
-    SELECT c.product_id, sum(c.search_click_count), sum(c.view_count), sum(c.click_count),
-           sum(c.wishlist_count), sum(c.cart_add_count), sum(c.order_count), sum(c.review_count),
-           sum(c.rating_sum), sum(c.popularity_score), sum(c.trend_fwd), sum(c.trend_events),
-           sum(c.search_count), max(c.last_at), now(),
+    SELECT p.product_id, k.search_click_count, k.view_count, k.click_count, k.wishlist_count,
+           k.cart_add_count, k.order_count, k.review_count, k.rating_sum, k.popularity_score,
+           p.trend_fwd, p.trend_events, p.search_count, p.last_at, now(),
            -- looked up per product through the catalog's key: a join hashed the whole catalog
-           (SELECT cat.category FROM popularity_engine.catalog cat WHERE cat.product_id = c.product_id),
-           (SELECT cat.brand FROM popularity_engine.catalog cat WHERE cat.product_id = c.product_id)
-      FROM changes c
-     GROUP BY c.product_id
+           (SELECT cat.category FROM popularity_engine.catalog cat WHERE cat.product_id = p.product_id),
+           (SELECT cat.brand FROM popularity_engine.catalog cat WHERE cat.product_id = p.product_id)
+      FROM per_product p CROSS JOIN LATERAL popularity_engine.product_counters(p.product_id) k
     ON CONFLICT (product_id) DO UPDATE
-       SET search_click_count = s.search_click_count + excluded.search_click_count,
-           view_count = s.view_count + excluded.view_count,
-           click_count = s.click_count + excluded.click_count,
-           wishlist_count = s.wishlist_count + excluded.wishlist_count,
-           cart_add_count = s.cart_add_count + excluded.cart_add_count,
-           order_count = s.order_count + excluded.order_count,
-           review_count = s.review_count + excluded.review_count,
-           rating_sum = s.rating_sum + excluded.rating_sum,
-           popularity_score = s.popularity_score + excluded.popularity_score,
+       SET (search_click_count, view_count, click_count, wishlist_count, cart_add_count,
+            order_count, review_count, rating_sum, popularity_score)
+         = (excluded.search_click_count, excluded.view_count, excluded.click_count,
+            excluded.wishlist_count, excluded.cart_add_count, excluded.order_count,
+            excluded.review_count, excluded.rating_sum, excluded.popularity_score),
            trend_events = s.trend_events + excluded.trend_events,
            -- an empty window is exactly zero, whatever rounding the sums accumulated
            trend_fwd = CASE WHEN s.trend_events + excluded.trend_events = 0 THEN 0
@@ -244,83 +244,178 @@ BEGIN
            search_count = s.search_count + excluded.search_count,
            last_interaction = greatest(s.last_interaction, excluded.last_interaction),
            last_updated = now(), category = excluded.category, brand = excluded.brand;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.apply_product_stats(popularity_engine.refresh_state, timestamptz, timestamptz, double precision, double precision, boolean) IS
+  'Internal: upserts product_stats for every product the delta (or the trending window''s slide) touched.';
 
-    IF v_full THEN
-        -- weights or counters were edited: every product's counters and score from the totals
-        UPDATE popularity_engine.product_stats s
-           SET search_click_count = r.search_click_count, view_count = r.view_count,
-               click_count = r.click_count, wishlist_count = r.wishlist_count,
-               cart_add_count = r.cart_add_count, order_count = r.order_count,
-               review_count = r.review_count, rating_sum = r.rating_sum,
-               popularity_score = r.popularity_score, last_updated = now()
-          FROM (SELECT t.product_id,
-                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'search_click_count'), 0) AS search_click_count,
-                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'view_count'), 0) AS view_count,
-                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'click_count'), 0) AS click_count,
-                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'wishlist_count'), 0) AS wishlist_count,
-                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'cart_add_count'), 0) AS cart_add_count,
-                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'order_count'), 0) AS order_count,
-                       coalesce(sum(t.events) FILTER (WHERE w.counter = 'review_count'), 0) AS review_count,
-                       coalesce(sum(t.value_sum) FILTER (WHERE w.counter = 'review_count'), 0) AS rating_sum,
-                       coalesce(sum(t.events * w.popularity_weight), 0) AS popularity_score
-                  FROM popularity_engine.product_type_totals t
-                  JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
-                 GROUP BY t.product_id) r
-         WHERE s.product_id = r.product_id;
+-- Weights changed: every product's counters and score again from the totals.
+CREATE FUNCTION popularity_engine.recount_all_products() RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $fn$
+    UPDATE popularity_engine.product_stats s
+       SET (search_click_count, view_count, click_count, wishlist_count, cart_add_count,
+            order_count, review_count, rating_sum, popularity_score, last_updated)
+         = (k.search_click_count, k.view_count, k.click_count, k.wishlist_count, k.cart_add_count,
+            k.order_count, k.review_count, k.rating_sum, k.popularity_score, now())
+      FROM popularity_engine.product_stats p
+     CROSS JOIN LATERAL popularity_engine.product_counters(p.product_id) k
+     WHERE s.product_id = p.product_id
+$fn$;
+COMMENT ON FUNCTION popularity_engine.recount_all_products() IS
+  'Internal: recomputes every product''s counters and popularity_score from product_type_totals (after a weight edit).';
+
+-- Trending from scratch over the window at as_of, against a new landmark, from the rows
+-- aggregated as of snap.
+CREATE FUNCTION popularity_engine.rebuild_trending(
+    snap pg_snapshot, id_floor bigint, new_as_of timestamptz,
+    half_life_seconds double precision, window_seconds double precision) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $fn$
+BEGIN
+    UPDATE popularity_engine.product_stats SET trend_fwd = 0, trend_events = 0
+     WHERE trend_events <> 0 OR trend_fwd <> 0;
+    INSERT INTO popularity_engine.product_stats AS s (product_id, trend_fwd, trend_events)
+    SELECT t.product_id,
+           sum(w.popularity_weight * popularity_engine.decay_factor(t.occurred_at, new_as_of, half_life_seconds)),
+           count(*)
+      FROM popularity_engine.product_interactions t
+      JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+     WHERE t.occurred_at BETWEEN new_as_of - make_interval(secs => window_seconds) AND new_as_of
+       AND t.product_id IS NOT NULL AND w.popularity_weight > 0
+       AND popularity_engine.counts_for_popularity(t.interaction_type, t.event_value)
+       AND popularity_engine.row_aggregated(t.id, t.writer_xid, id_floor, snap, NULL)
+     GROUP BY 1
+    ON CONFLICT (product_id) DO UPDATE
+       SET trend_fwd = excluded.trend_fwd, trend_events = excluded.trend_events;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.rebuild_trending(pg_snapshot, bigint, timestamptz, double precision, double precision) IS
+  'Internal: recomputes every product''s trending sum over the window at as_of, with as_of as the new landmark.';
+
+-- The trending half-life changed: decay_sum of the buckets trending can still reach, for the new one.
+CREATE FUNCTION popularity_engine.redecay_hourly(
+    snap pg_snapshot, id_floor bigint, since timestamptz, half_life_seconds double precision) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $fn$
+BEGIN
+    UPDATE popularity_engine.popularity_hourly h
+       SET decay_sum = r.decay_sum
+      FROM (SELECT t.product_id, date_trunc('hour', t.occurred_at, 'UTC') AS bucket_hour, t.interaction_type,
+                   sum(popularity_engine.decay_factor(t.occurred_at, date_trunc('hour', t.occurred_at, 'UTC'),
+                                                      half_life_seconds)) AS decay_sum
+              FROM popularity_engine.product_interactions t
+             WHERE t.occurred_at >= date_trunc('hour', since, 'UTC') AND t.product_id IS NOT NULL
+               AND popularity_engine.counts_for_popularity(t.interaction_type, t.event_value)
+               AND popularity_engine.row_aggregated(t.id, t.writer_xid, id_floor, snap, NULL)
+             GROUP BY 1, 2, 3) r
+     WHERE h.product_id = r.product_id AND h.bucket_hour = r.bucket_hour
+       AND h.interaction_type = r.interaction_type;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.redecay_hourly(pg_snapshot, bigint, timestamptz, double precision) IS
+  'Internal: recomputes popularity_hourly.decay_sum for the buckets since `since` after a trending_half_life change.';
+
+-- Locks the one row of a refresh's state table: a second refresh waits here, then sees what
+-- the first committed. Returns '' or a note saying how long it waited.
+CREATE FUNCTION popularity_engine.lock_state_row(state_table regclass) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_locked  boolean;
+    v_started timestamptz;
+BEGIN
+    EXECUTE format('SELECT true FROM %s FOR UPDATE SKIP LOCKED', state_table) INTO v_locked;
+    IF v_locked THEN
+        RETURN '';
+    END IF;
+    v_started := clock_timestamp();
+    EXECUTE format('SELECT true FROM %s FOR UPDATE', state_table);
+    RETURN format('waited %s s for a concurrent refresh; ',
+                  round(extract(epoch FROM clock_timestamp() - v_started)::numeric, 3));
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.lock_state_row(regclass) IS
+  'Internal: locks the row of a refresh state table (waiting for a concurrent refresh if needed); returns a note when it waited.';
+
+CREATE FUNCTION popularity_engine.check_as_of(caller text, as_of timestamptz) RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'popularity_engine.%: as_of must be a finite timestamp', caller
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN as_of;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.check_as_of(text, timestamptz) IS
+  'Internal: as_of when it is a finite timestamp, else an invalid_parameter_value error naming the caller.';
+
+-- One transaction's worth of refresh_popularity: at most about max_rows new log rows (whole
+-- writing transactions; NULL = everything). `more` says whether rows are left for another step.
+CREATE FUNCTION popularity_engine.refresh_popularity_step(
+    as_of timestamptz, max_rows bigint,
+    OUT processed bigint, OUT more boolean, OUT note text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $proc$
+#variable_conflict use_variable
+DECLARE
+    v_state    popularity_engine.refresh_state;
+    v_own_xid  xid8 := pg_current_xact_id_if_assigned();
+    v_h        double precision := popularity_engine.trending_half_life_seconds();
+    v_w        double precision := popularity_engine.trending_window_seconds();
+    v_sig      text := popularity_engine.weights_signature();
+    v_bound    xid8;
+    v_snap     pg_snapshot;
+    v_pending  boolean;
+    v_new      bigint := 0;
+    v_searches bigint := 0;
+    v_reason   text;
+    v_landmark timestamptz;
+    v_waited   text;
+BEGIN
+    PERFORM popularity_engine.check_as_of('refresh_popularity', as_of);
+    PERFORM popularity_engine.rebase_if_restored();
+    v_waited := popularity_engine.lock_state_row('popularity_engine.refresh_state');
+    SELECT * INTO v_state FROM popularity_engine.refresh_state;
+    PERFORM popularity_engine.prepare_popularity_delta();
+
+    SELECT * INTO v_snap, v_pending FROM popularity_engine.popularity_pending(v_state, v_own_xid);
+    IF v_pending THEN
+        v_bound := popularity_engine.step_bound(v_state.legacy_interaction_id_floor,
+                                                v_state.aggregated_snapshot, v_own_xid, max_rows);
+        SELECT * INTO v_snap, v_new, v_searches
+          FROM popularity_engine.read_popularity_delta(v_state, v_own_xid, v_bound);
+    END IF;
+    more := v_bound IS NOT NULL AND v_bound < pg_snapshot_xmax(v_snap);
+    IF v_new + v_searches > 0 THEN
+        ANALYZE pg_temp.pe_delta;
+        PERFORM popularity_engine.apply_popularity_totals(v_h);
     END IF;
 
+    v_reason := popularity_engine.trending_rebuild_reason(v_state, as_of, v_h, v_w, v_sig);
+    v_landmark := CASE WHEN v_reason IS NULL THEN v_state.landmark ELSE as_of END;
+    IF v_new + v_searches > 0 OR v_reason IS NULL THEN
+        PERFORM popularity_engine.apply_product_stats(v_state, as_of, v_landmark, v_h, v_w, v_reason IS NULL);
+    END IF;
+    IF v_state.weights_signature IS DISTINCT FROM v_sig THEN
+        PERFORM popularity_engine.recount_all_products();
+    END IF;
+
+    v_snap := popularity_engine.stored_snapshot(v_snap, v_bound, v_own_xid);
     IF v_reason IS NOT NULL THEN
-        -- trending from scratch over the window at as_of, against the new landmark
-        UPDATE popularity_engine.product_stats SET trend_fwd = 0, trend_events = 0
-         WHERE trend_events <> 0 OR trend_fwd <> 0;
-        INSERT INTO popularity_engine.product_stats AS s (product_id, trend_fwd, trend_events)
-        SELECT t.product_id,
-               sum(w.popularity_weight * power(2::float8, extract(epoch FROM t.occurred_at - v_landmark) / v_h)),
-               count(*)
-          FROM popularity_engine.product_interactions t
-          JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
-         WHERE t.occurred_at BETWEEN as_of - v_window AND as_of
-           AND t.product_id IS NOT NULL AND w.popularity_weight > 0
-           AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
-           AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_snap,
-                                                v_state.legacy_interaction_id_floor, NULL)
-         GROUP BY 1
-        ON CONFLICT (product_id) DO UPDATE
-           SET trend_fwd = excluded.trend_fwd, trend_events = excluded.trend_events;
+        PERFORM popularity_engine.rebuild_trending(v_snap, v_state.legacy_interaction_id_floor, as_of, v_h, v_w);
     END IF;
-
     IF v_state.trending_half_life IS DISTINCT FROM make_interval(secs => v_h) THEN
-        -- decay_sum of the buckets that trending can still reach, recomputed for the new H
-        UPDATE popularity_engine.popularity_hourly h
-           SET decay_sum = r.decay_sum
-          FROM (SELECT t.product_id, date_trunc('hour', t.occurred_at, 'UTC') AS bucket_hour,
-                       t.interaction_type,
-                       sum(power(2::float8, extract(epoch FROM t.occurred_at
-                                                    - date_trunc('hour', t.occurred_at, 'UTC')) / v_h)) AS decay_sum
-                  FROM popularity_engine.product_interactions t
-                 WHERE t.occurred_at >= date_trunc('hour', as_of - v_window, 'UTC')
-                   AND t.product_id IS NOT NULL
-                   AND NOT (t.interaction_type = 'wishlist' AND t.event_value <> 1)
-                   AND popularity_engine.row_aggregated(t.id, t.writer_xid, v_snap,
-                                                        v_state.legacy_interaction_id_floor, NULL)
-                 GROUP BY 1, 2, 3) r
-         WHERE h.product_id = r.product_id AND h.bucket_hour = r.bucket_hour
-           AND h.interaction_type = r.interaction_type;
+        PERFORM popularity_engine.redecay_hourly(v_snap, v_state.legacy_interaction_id_floor,
+                                                 as_of - make_interval(secs => v_w), v_h);
     END IF;
 
     UPDATE popularity_engine.refresh_state
-       SET aggregated_snapshot = v_snap,
-           legacy_snapshot = NULL,
-           as_of = refresh_popularity_step.as_of,
-           landmark = v_landmark,
-           trending_half_life = make_interval(secs => v_h),
-           trending_window = v_window,
-           weights_signature = v_sig,
-           last_refresh = clock_timestamp();
+       SET aggregated_snapshot = v_snap, legacy_snapshot = NULL,
+           as_of = refresh_popularity_step.as_of, landmark = v_landmark,
+           trending_half_life = make_interval(secs => v_h), trending_window = make_interval(secs => v_w),
+           weights_signature = v_sig, last_refresh = clock_timestamp();
 
     processed := v_new + v_searches;
-    note := format('%s%s interactions and %s search results aggregated; trending %s', v_waited_note,
-                   v_new, v_searches, coalesce('rebuilt (' || v_reason || ')', 'updated incrementally'));
+    note := format('%s%s interactions and %s search results aggregated; trending %s', v_waited,
+                   v_new, v_searches,
+                   coalesce('rebuilt (' || v_reason || ')', 'updated incrementally'));
 END
 $proc$;
 COMMENT ON FUNCTION popularity_engine.refresh_popularity_step(timestamptz, bigint) IS
@@ -330,26 +425,51 @@ CREATE PROCEDURE popularity_engine.refresh_popularity(
     as_of timestamptz DEFAULT now(), max_rows bigint DEFAULT 1000000)
 LANGUAGE plpgsql AS $proc$
 BEGIN
-    CALL popularity_engine.run_job('refresh_popularity',
-        pg_catalog.format('popularity_engine.refresh_popularity_step(%L::pg_catalog.timestamptz, $1)', as_of), max_rows);
+    CALL popularity_engine.run_job('refresh_popularity', as_of, max_rows, NULL);
 END
 $proc$;
 COMMENT ON PROCEDURE popularity_engine.refresh_popularity(timestamptz, bigint) IS
   'Aggregates every committed interaction and search exactly once into product_popularity (counters, popularity_score, trending_score at as_of) and the hourly buckets. Incremental, idempotent, safe to run concurrently with writers and with itself (a second run waits, and says so in job_runs). Called on its own (as pg_cron does), it works through a backlog in transactions of about max_rows rows that commit one by one; inside a transaction block it does everything in that transaction. Logs every run, and every error, to job_runs.';
 
+-- Committed rows of a log that a refresh has not aggregated yet.
+CREATE FUNCTION popularity_engine.pending_interactions(consumer text) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan AS $fn$
+DECLARE
+    v_floor  bigint := (SELECT legacy_interaction_id_floor FROM popularity_engine.refresh_state);
+    v_snap   pg_snapshot;
+    v_legacy pg_snapshot;
+BEGIN
+    CASE consumer
+        WHEN 'refresh_popularity' THEN
+            SELECT aggregated_snapshot, legacy_snapshot INTO v_snap, v_legacy FROM popularity_engine.refresh_state;
+        WHEN 'refresh_user_preferences' THEN
+            SELECT aggregated_snapshot, legacy_snapshot INTO v_snap, v_legacy FROM popularity_engine.preference_state;
+        ELSE
+            RAISE EXCEPTION 'popularity_engine.pending_interactions: unknown consumer "%": expected refresh_popularity or refresh_user_preferences', consumer
+                USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+    RETURN (SELECT count(*) FROM popularity_engine.product_interactions t
+             WHERE t.product_id IS NOT NULL
+               AND popularity_engine.unaggregated(t.id, t.writer_xid, v_floor, v_snap, v_legacy));
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.pending_interactions(text) IS
+  'Committed interactions with a product that the named refresh (refresh_popularity or refresh_user_preferences) has not aggregated yet.';
 
 CREATE FUNCTION popularity_engine.aggregation_lag(
     OUT pending_interactions bigint, OUT pending_searches bigint,
     OUT last_refresh timestamptz, OUT refreshed_as_of timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan AS $fn$
 DECLARE
     v_state popularity_engine.refresh_state;
 BEGIN
     SELECT * INTO v_state FROM popularity_engine.refresh_state;
     pending_interactions := popularity_engine.pending_interactions('refresh_popularity');
-    EXECUTE format('SELECT count(*) FROM popularity_engine.search_interactions t WHERE %s',
-                   popularity_engine.pending_rows_clause('refresh_popularity', 'search_interactions'))
-       INTO pending_searches;
+    pending_searches := (SELECT count(*) FROM popularity_engine.search_interactions t
+                          WHERE popularity_engine.unaggregated(t.id, t.writer_xid, v_state.legacy_search_id_floor,
+                                                               v_state.aggregated_snapshot, v_state.legacy_snapshot));
     last_refresh := v_state.last_refresh;
     refreshed_as_of := v_state.as_of;
 END

@@ -178,3 +178,27 @@ fn preference_half_life_seconds() -> f64 {
 fn retention_seconds() -> f64 {
     f64::from(RETENTION.get())
 }
+
+/// Current `popularity_engine.cold_start_threshold`, for SQL (reading the setting with
+/// current_setting() fails in a session that has not loaded the library yet; calling this loads it).
+#[pgrx::pg_extern(stable, parallel_safe)]
+fn cold_start_threshold() -> i32 {
+    COLD_START_THRESHOLD.get()
+}
+
+/// Current `popularity_engine.similarity_top_k`, for SQL.
+#[pgrx::pg_extern(stable, parallel_safe)]
+fn similarity_top_k() -> i32 {
+    SIMILARITY_TOP_K.get()
+}
+
+pgrx::extension_sql!(
+    r#"
+COMMENT ON FUNCTION popularity_engine.cold_start_threshold() IS
+  'The popularity_engine.cold_start_threshold setting (loads the library, which defines the settings).';
+COMMENT ON FUNCTION popularity_engine.similarity_top_k() IS
+  'The popularity_engine.similarity_top_k setting.';
+"#,
+    name = "setting_accessor_comments",
+    requires = [cold_start_threshold, similarity_top_k]
+);

@@ -22,20 +22,25 @@ extension_sql_file!(
     requires = [interaction::interaction_type]
 );
 extension_sql_file!(
-    "../sql/popularity.sql",
-    name = "popularity",
-    requires = ["schema", cluster::system_identifier]
+    "../sql/formulas.sql",
+    name = "formulas",
+    requires = ["schema"]
 );
 extension_sql_file!(
-    "../sql/jobs.sql",
-    name = "jobs",
-    requires = ["popularity", transactions::may_commit]
+    "../sql/exactly_once.sql",
+    name = "exactly_once",
+    requires = ["formulas"]
+);
+extension_sql_file!(
+    "../sql/popularity.sql",
+    name = "popularity",
+    requires = ["exactly_once", cluster::system_identifier]
 );
 extension_sql_file!(
     "../sql/refresh_popularity.sql",
     name = "refresh_popularity",
     requires = [
-        "jobs",
+        "popularity",
         gucs::trending_half_life_seconds,
         gucs::trending_window_seconds
     ]
@@ -60,12 +65,18 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
-    "../sql/personalization.sql",
-    name = "personalization",
+    "../sql/similarity.sql",
+    name = "similarity",
     requires = [
         "refresh_user_preferences",
-        similarity::compute_item_similarity
+        similarity::compute_item_similarity,
+        gucs::similarity_top_k
     ]
+);
+extension_sql_file!(
+    "../sql/personalization.sql",
+    name = "personalization",
+    requires = ["similarity", gucs::cold_start_threshold]
 );
 extension_sql_file!(
     "../sql/maintenance.sql",
@@ -73,9 +84,14 @@ extension_sql_file!(
     requires = ["personalization", gucs::retention_seconds]
 );
 extension_sql_file!(
-    "../sql/operations.sql",
-    name = "operations",
+    "../sql/reporting.sql",
+    name = "reporting",
     requires = ["maintenance", "popular_products"]
+);
+extension_sql_file!(
+    "../sql/jobs.sql",
+    name = "jobs",
+    requires = ["reporting", transactions::may_commit]
 );
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

@@ -101,7 +101,7 @@ SELECT (SELECT count(*) FROM popularity_engine.product_interactions WHERE user_i
      + (SELECT count(*) FROM popularity_engine.purchase_history WHERE user_id = 8)
      + (SELECT count(*) FROM popularity_engine.user_profiles WHERE user_id = 8)
      + (SELECT count(*) FROM popularity_engine.user_item_weights WHERE user_id = 8)
-     + (SELECT count(*) FROM popularity_engine.user_affinity_sums WHERE user_id = 8) AS rows_left;
+     + (SELECT count(*) FROM popularity_engine.user_preference_sums WHERE user_id = 8) AS rows_left;
 SELECT product_id, cart_add_count, order_count, round(trending_score::numeric, 3) AS trending_score
   FROM popularity_engine.product_popularity
  WHERE product_id = 30;
