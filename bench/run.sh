@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # single-quoted SQL holds $1 parameters and psql variables, meant literally
 # popularity_engine benchmarks: every performance target of the SPEC measured side by side with
 # its baseline, in one run, on a throwaway tuned cluster.
 #

@@ -22,8 +22,10 @@ scripts/pgcluster.sh start
 # Reload when asked, or when the installed extension script changed since the data was loaded.
 script_sum=$(cat "$($PG_CONFIG --sharedir)"/extension/popularity_engine--*.sql scripts/demo/*.sql \
              | md5sum | cut -c1-32)
-loaded_sum=$(psql_demo -tAc "SELECT to_regclass('public.demo_state') IS NOT NULL" | grep -q t \
-             && psql_demo -tAc "SELECT script_sum FROM public.demo_state" || true)
+loaded_sum=
+if psql_demo -tAc "SELECT to_regclass('public.demo_state') IS NOT NULL" | grep -q t; then
+  loaded_sum=$(psql_demo -tAc "SELECT script_sum FROM public.demo_state" || true)
+fi
 if [ "${PE_DEMO_RESET:-0}" = 1 ] || [ "$loaded_sum" != "$script_sum" ]; then
   echo "==> loading the sample shop"
   psql_demo -c "DROP EXTENSION IF EXISTS popularity_engine CASCADE" \

@@ -6,8 +6,8 @@ set -euo pipefail
 PGRX_VERSION=0.18.1
 PG_MAJOR=15
 PG_CONFIG=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config
-PACKAGES=(postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-${PG_MAJOR}-cron
-          libclang-dev clang sudo pkg-config libssl-dev)
+PACKAGES=("postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" "postgresql-${PG_MAJOR}-cron"
+          libclang-dev clang sudo pkg-config libssl-dev shellcheck python3)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test layer of popularity_engine:
+#   0. the lint gate: rustfmt, clippy (warnings are errors) and shellcheck
 #   1. Rust unit tests and #[pg_test] tests (cargo pgrx test, in a pgrx-managed cluster)
 #   2. pg_regress files under tests/pg_regress against a live cluster
 #   3. isolation specs under tests/isolation (Debian's pg_isolation_regress)
 #   4. ALTER EXTENSION UPDATE from every earlier release (tests/upgrade/run.sh)
 #   5. the pgrx-test/ integration tests over libpq (concurrency, soak, pg_cron)
-# Usage: scripts/test.sh [unit|regress|isolation|upgrade|integration]...   (default: all)
+# Usage: scripts/test.sh [lint|unit|regress|isolation|upgrade|integration]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,7 @@ export PE_DB=pe_test
 export PE_CONF="max_locks_per_transaction = 256"
 
 layers=("$@")
-[ ${#layers[@]} -gt 0 ] || layers=(unit regress isolation upgrade integration)
+[ ${#layers[@]} -gt 0 ] || layers=(lint unit regress isolation upgrade integration)
 wants() { [[ " ${layers[*]} " == *" $1 "* ]]; }
 
 LOG=target/test.log
@@ -29,6 +30,14 @@ logged() { "$@" 2>&1 | tee -a "$LOG"; }
 
 bash scripts/install-deps.sh
 mkdir -p "$WORK" && chmod 1777 "$WORK"
+
+if wants lint; then
+  echo "==> lint: cargo fmt --check, cargo clippy -D warnings, shellcheck"
+  cargo fmt --all --check
+  cargo clippy --all-targets -- -D warnings
+  shellcheck scripts/*.sh bench/*.sh tests/upgrade/*.sh .ci/run
+  echo "lint: 3 checks passed" | tee -a "$LOG"
+fi
 
 if wants unit; then
   echo "==> upgrade path"
@@ -56,11 +65,11 @@ if wants regress; then
   echo "==> pg_regress: tests/pg_regress"
   fresh_db pe_regress
   mkdir -p target/pg_regress && chmod 777 target/pg_regress
-  tests=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//' | sort)
+  mapfile -t tests < <(cd tests/pg_regress/sql && printf '%s\n' ./*.sql | sed 's|^\./||; s/\.sql$//' | sort)
   if ! logged "$PGXS/src/test/regress/pg_regress" --use-existing --host=127.0.0.1 --port="$PE_PORT" \
       --user=postgres --dbname=pe_regress --inputdir=tests/pg_regress \
-      --outputdir=target/pg_regress $tests; then
-    cat target/pg_regress/regression.diffs 2>/dev/null | head -200
+      --outputdir=target/pg_regress "${tests[@]}"; then
+    head -200 target/pg_regress/regression.diffs 2>/dev/null
     exit 1
   fi
 fi
@@ -69,11 +78,11 @@ if wants isolation; then
   echo "==> isolation: tests/isolation"
   fresh_db pe_isolation
   mkdir -p target/isolation && chmod 777 target/isolation
-  specs=$(cd tests/isolation/specs && ls *.spec | sed 's/\.spec$//' | sort)
+  mapfile -t specs < <(cd tests/isolation/specs && printf '%s\n' ./*.spec | sed 's|^\./||; s/\.spec$//' | sort)
   if ! logged "$PGXS/src/test/isolation/pg_isolation_regress" --use-existing --host=127.0.0.1 \
       --port="$PE_PORT" --user=postgres --dbname=pe_isolation --inputdir=tests/isolation \
-      --outputdir=target/isolation $specs; then
-    cat target/isolation/regression.diffs 2>/dev/null | head -200
+      --outputdir=target/isolation "${specs[@]}"; then
+    head -200 target/isolation/regression.diffs 2>/dev/null
     exit 1
   fi
 fi
@@ -94,4 +103,5 @@ fi
 rust_tests=$({ grep -aoE "test result: ok\. [0-9]+ passed" "$LOG" || true; } | awk '{s += $4} END {print s + 0}')
 sql_tests=$({ grep -aoE "All [0-9]+ tests passed" "$LOG" || true; } | awk '{s += $2} END {print s + 0}')
 upgrade_tests=$({ grep -aoE "upgrade: [0-9]+ checks passed" "$LOG" || true; } | awk '{s += $2} END {print s + 0}')
-echo "summary: $((rust_tests + sql_tests + upgrade_tests)) passed, 0 failed" | tee target/test-summary.txt
+lint_checks=$({ grep -aoE "lint: [0-9]+ checks passed" "$LOG" || true; } | awk '{s += $2} END {print s + 0}')
+echo "summary: $((rust_tests + sql_tests + upgrade_tests + lint_checks)) passed, 0 failed" | tee target/test-summary.txt
