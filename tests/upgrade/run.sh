@@ -3,10 +3,19 @@
 #   1. the updated schema equals a fresh install of the crate's version, object by object
 #      (describe_schema.sql: definitions, privileges, comments, indexes, triggers, enums);
 #   2. data written before the update is still aggregated exactly once after it.
-# tests/upgrade/popularity_engine--X.sql are the install scripts of the releases, frozen as
-# `cargo pgrx install` generated them. Runs against the cluster scripts/test.sh started
-# (PE_PORT), with the current build installed; prints "upgrade: N checks passed".
+# First, without a database, scripts/compose_upgrades.py --self-test checks how the upgrade
+# scripts are composed. Runs against the cluster scripts/test.sh started (PE_PORT), with the
+# current build installed by scripts/install-extension.sh (which also installs the composed
+# upgrade scripts); prints "upgrade: N checks passed".
+#
+# tests/upgrade/releases/popularity_engine--X.sql.gz is the install script of release X as
+# `cargo pgrx install` generated it, gzipped. A copy is kept because rebuilding it would need
+# X's source tree, its toolchain (Rust, pgrx) and several minutes of compilation, for every
+# release, in every test run; gzipped it is about a fifth of its size. The upgrade scripts
+# take their routines from it too (scripts/compose_upgrades.py). Each is unzipped into the
+# extension directory only while this test runs.
 set -euo pipefail
+shopt -s nullglob
 cd "$(dirname "$0")/../.."
 
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
@@ -19,9 +28,25 @@ q() { local db=$1; shift; PGOPTIONS="-c client_min_messages=warning" scripts/pgc
 fresh_db() { q postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null; }
 fail() { echo "upgrade: FAILED: $*" >&2; exit 1; }
 
+# The old install scripts are put into the extension directory for the test and taken out after;
+# a file already there (left by installing an unreleased build under that version) is set
+# aside and put back, so that the update starts from what was really released.
 installed=()
-cleanup() { for f in "${installed[@]}"; do rm -f "$f"; done; }
+cleanup() {
+  for f in "${installed[@]}"; do
+    if [ -f "$OUT/saved/$(basename "$f")" ]; then mv "$OUT/saved/$(basename "$f")" "$f"; else rm -f "$f"; fi
+  done
+}
 trap cleanup EXIT
+
+python3 scripts/compose_upgrades.py --self-test || fail "scripts/compose_upgrades.py --self-test"
+# The installed upgrade scripts must be those composed from the current sql/upgrades/.
+rm -rf "$OUT/composed" "$OUT/saved" && mkdir -p "$OUT/composed" "$OUT/saved"
+python3 scripts/compose_upgrades.py "$EXT_DIR" --out "$OUT/composed" >/dev/null
+for f in "$OUT"/composed/*.sql; do
+  cmp -s "$f" "$EXT_DIR/$(basename "$f")" \
+    || fail "$EXT_DIR/$(basename "$f") is missing or stale: install with scripts/install-extension.sh"
+done
 
 # The same activity in every database: interactions of several types, searches, refreshes.
 activity() {
@@ -66,14 +91,15 @@ q pe_upgrade_fresh -c "CREATE EXTENSION popularity_engine" >/dev/null
 q pe_upgrade_fresh -f tests/upgrade/describe_schema.sql > "$OUT/fresh-$version.txt"
 [ -s "$OUT/fresh-$version.txt" ] || fail "the schema description of a fresh install is empty"
 
-for frozen in tests/upgrade/popularity_engine--*.sql; do
-  old=$(basename "$frozen" .sql); old=${old#popularity_engine--}
+for frozen in tests/upgrade/releases/popularity_engine--*.sql.gz; do
+  old=$(basename "$frozen" .sql.gz); old=${old#popularity_engine--}
   [ "$old" != "$version" ] || continue
   db=pe_upgrade_${old//./_}
   echo "upgrade: $old -> $version"
-  if [ ! -f "$EXT_DIR/popularity_engine--$old.sql" ]; then
-    cp "$frozen" "$EXT_DIR/" && installed+=("$EXT_DIR/popularity_engine--$old.sql")
-  fi
+  target="$EXT_DIR/popularity_engine--$old.sql"
+  if [ -f "$target" ]; then cp -p "$target" "$OUT/saved/"; fi
+  installed+=("$target")
+  gzip -dc "$frozen" > "$target"
   fresh_db "$db"
   q "$db" -c "CREATE EXTENSION popularity_engine VERSION '$old'" >/dev/null
   activity "$db"

@@ -1,0 +1,13 @@
+-- popularity_engine 0.1.0 -> 0.2.0 (ALTER EXTENSION popularity_engine UPDATE TO '0.2.0')
+--
+-- Performance fixes found by the benchmarks (bench/PROFILE.md); no table changes, so this delta
+-- is empty: scripts/compose_upgrades.py appends every routine of 0.2.0's install script (CREATE
+-- OR REPLACE), their comments and its privileges.
+-- * refresh_popularity_step: a cheap probe skips the aggregation statement when nothing is new;
+--   its temporary tables live for the session; catalog attributes are looked up by key instead
+--   of hashing the whole catalog.
+-- * popular_products with a time window: the top n are chosen before the catalog join.
+-- * shared helpers instead of copies: the transaction-boundary cut and the own-transaction
+--   snapshot of both refresh steps (step_bound_cte, snapshot_with_running), and the "not yet
+--   aggregated" condition of each refresh (pending_rows_clause) used by pending_interactions,
+--   aggregation_lag and cleanup_interactions.
