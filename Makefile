@@ -9,7 +9,7 @@ test:           ## every test layer: unit, #[pg_test], pg_regress, isolation, in
 
 install:        ## build and install the extension into the system PostgreSQL 15
 	bash scripts/install-deps.sh
-	cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config
+	bash scripts/install-extension.sh --release
 
 psql:           ## open psql on the demo cluster
 	bash scripts/pgcluster.sh psql -d popularity_demo

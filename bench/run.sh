@@ -50,7 +50,7 @@ row() { echo "| $* |" >> "$RESULTS"; }
 echo "==> installing dependencies and a release build"
 bash scripts/install-deps.sh
 command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq bc >/dev/null; }
-cargo pgrx install --release --pg-config "$PG_CONFIG" > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+bash scripts/install-extension.sh --release > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
 
 echo "==> starting a tuned throwaway cluster on 127.0.0.1:$PE_PORT"
 scripts/pgcluster.sh destroy

@@ -14,7 +14,7 @@ psql_demo() { scripts/pgcluster.sh psql -d "$PE_DB" "$@"; }
 bash scripts/install-deps.sh
 echo "==> building and installing popularity_engine (release)"
 mkdir -p target
-cargo pgrx install --release --pg-config "$PG_CONFIG" >target/demo-install.log 2>&1 \
+bash scripts/install-extension.sh --release >target/demo-install.log 2>&1 \
   || { cat target/demo-install.log; exit 1; }
 echo "==> starting the demo cluster on 127.0.0.1:$PE_PORT"
 scripts/pgcluster.sh start

@@ -49,7 +49,7 @@ fi
 
 if wants regress || wants isolation || wants upgrade || wants integration; then
   echo "==> installing the extension into PostgreSQL 15"
-  cargo pgrx install --pg-config "$PG_CONFIG" >target/test-install.log 2>&1 \
+  bash scripts/install-extension.sh >target/test-install.log 2>&1 \
     || { cat target/test-install.log; exit 1; }
   scripts/pgcluster.sh destroy
   scripts/pgcluster.sh start

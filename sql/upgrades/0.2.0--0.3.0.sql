@@ -5,4 +5,66 @@
 -- gone, data migrations. scripts/compose_upgrades.py puts every routine of 0.3.0's install
 -- script at the marker below (what comes after it runs once they exist), then its privileges.
 
+-- Routines that are gone, or whose signature changed (the new ones are created below).
+DROP FUNCTION popularity_engine.unaggregated_anywhere_clause();
+DROP FUNCTION popularity_engine.pending_rows_clause(text, text);
+DROP FUNCTION popularity_engine.unaggregated_rows_clause(bigint, pg_snapshot, pg_snapshot, xid8);
+DROP FUNCTION popularity_engine.step_bound_cte(text, bigint);
+DROP FUNCTION popularity_engine.snapshot_cut(pg_snapshot, xid8);
+DROP FUNCTION popularity_engine.snapshot_with_running(pg_snapshot, xid8);
+DROP FUNCTION popularity_engine.row_aggregated(bigint, xid8, pg_snapshot, bigint, pg_snapshot);
+DROP FUNCTION popularity_engine.user_interaction_count(bigint);
+DROP PROCEDURE popularity_engine.run_job(text, text, bigint);
+
+-- One name per concept: the stored sums behind user_preferences.
+ALTER TABLE popularity_engine.user_affinity_sums RENAME TO user_preference_sums;
+ALTER INDEX popularity_engine.user_affinity_sums_pkey RENAME TO user_preference_sums_pkey;
+ALTER TABLE popularity_engine.user_preference_sums
+    RENAME CONSTRAINT user_affinity_sums_dimension_check TO user_preference_sums_dimension_check;
+
+CREATE TYPE popularity_engine.job AS ENUM (
+    'refresh_popularity', 'refresh_user_preferences', 'refresh_item_similarity', 'cleanup_interactions');
+COMMENT ON TYPE popularity_engine.job IS
+  'The maintenance jobs run_job knows; job_runs.job holds their names.';
+
 -- @routines
+
+-- Views whose definitions now call the shared formulas (same columns).
+CREATE OR REPLACE VIEW popularity_engine.product_popularity AS
+SELECT s.product_id, s.search_count, s.search_click_count, s.view_count, s.click_count,
+       s.wishlist_count, s.cart_add_count, s.order_count, s.review_count,
+       CASE WHEN s.review_count > 0 THEN s.rating_sum / s.review_count END AS rating_avg,
+       s.popularity_score,
+       CASE WHEN s.trend_events > 0
+            THEN s.trend_fwd * popularity_engine.decay_factor(r.landmark, r.as_of,
+                                   extract(epoch FROM r.trending_half_life)::float8)
+            ELSE 0 END AS trending_score,
+       s.last_interaction, s.last_updated
+  FROM popularity_engine.product_stats s
+ CROSS JOIN popularity_engine.refresh_state r;
+
+CREATE OR REPLACE VIEW popularity_engine.user_preferences AS
+SELECT a.user_id, a.dimension, a.value,
+       a.fwd * popularity_engine.decay_factor(s.landmark, s.as_of, extract(epoch FROM s.half_life)::float8)
+           AS affinity,
+       a.events, a.updated_at
+  FROM popularity_engine.user_preference_sums a
+ CROSS JOIN popularity_engine.preference_state s;
+
+CREATE OR REPLACE VIEW popularity_engine.job_health AS
+SELECT j.job,
+       ok.finished_at AS last_success, ok.rows_processed AS last_success_rows,
+       round(extract(epoch FROM ok.finished_at - ok.started_at)::numeric, 3) AS last_success_seconds,
+       bad.finished_at AS last_error, bad.message AS last_error_message,
+       last.status AS last_status,
+       (SELECT count(*) FROM popularity_engine.job_runs r
+         WHERE r.job = j.job AND r.started_at > now() - interval '24 hours') AS runs_last_24h,
+       CASE WHEN j.job IN ('refresh_popularity', 'refresh_user_preferences')
+            THEN popularity_engine.pending_interactions(j.job) END AS pending_interactions
+  FROM unnest(enum_range(NULL::popularity_engine.job)::text[]) AS j(job)
+  LEFT JOIN LATERAL (SELECT * FROM popularity_engine.job_runs r WHERE r.job = j.job AND r.status = 'success'
+                      ORDER BY r.id DESC LIMIT 1) ok ON true
+  LEFT JOIN LATERAL (SELECT * FROM popularity_engine.job_runs r WHERE r.job = j.job AND r.status = 'error'
+                      ORDER BY r.id DESC LIMIT 1) bad ON true
+  LEFT JOIN LATERAL (SELECT * FROM popularity_engine.job_runs r WHERE r.job = j.job
+                      ORDER BY r.id DESC LIMIT 1) last ON true;
