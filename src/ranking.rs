@@ -385,12 +385,12 @@ fn recommend(
     let per_category = gucs::MAX_PER_CATEGORY.get().max(1) as usize;
 
     let ranked = Spi::connect(|client| {
-        let ctx = load_user(&client, user_id);
+        let ctx = load_user(client, user_id);
         let cold = ctx.interactions < i64::from(gucs::COLD_START_THRESHOLD.get());
         let pool = (n * 4).max(50) as i64;
         let cat = || -> DatumWithOid { category.map(str::to_owned).into() };
         let trending = ids(
-            &client,
+            client,
             "SELECT s.product_id FROM popularity_engine.product_stats s
                LEFT JOIN popularity_engine.catalog c ON c.product_id = s.product_id
               WHERE s.trend_fwd > 0 AND s.trend_events > 0 AND ($1::text IS NULL OR c.category = $1)
@@ -398,7 +398,7 @@ fn recommend(
             &[cat(), pool.into()],
         );
         let popular = ids(
-            &client,
+            client,
             "SELECT s.product_id FROM popularity_engine.product_stats s
                LEFT JOIN popularity_engine.catalog c ON c.product_id = s.product_id
               WHERE s.popularity_score > 0 AND ($1::text IS NULL OR c.category = $1)
@@ -408,7 +408,7 @@ fn recommend(
         let mut sources: Vec<(i64, Source)> = Vec::new();
         let mut sims = HashMap::new();
         if !cold {
-            sims = similarities(&client, &ctx.recent_products);
+            sims = similarities(client, &ctx.recent_products);
             let mut sim_list: Vec<(&i64, &(f64, i64))> = sims.iter().collect();
             sim_list.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then(a.0.cmp(b.0)));
             sources.extend(
@@ -422,7 +422,7 @@ fn recommend(
                 best.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
                 for (value, _) in best.into_iter().take(take) {
                     let found = ids(
-                        &client,
+                        client,
                         sql,
                         &[
                             value.clone().into(),
@@ -455,8 +455,8 @@ fn recommend(
         let mut seen = HashSet::new();
         sources.retain(|(p, _)| seen.insert(*p));
         let all: Vec<i64> = sources.iter().map(|(p, _)| *p).collect();
-        let products = load_products(&client, &all);
-        let max_pop = max_popularity(&client);
+        let products = load_products(client, &all);
+        let max_pop = max_popularity(client);
 
         let mut scored: Vec<(Source, Scored)> = sources
             .iter()
@@ -586,16 +586,16 @@ fn rank_products(
         }
     }
     let ranked = Spi::connect(|client| {
-        let ctx = load_user(&client, user_id);
+        let ctx = load_user(client, user_id);
         let cold = ctx.interactions < i64::from(gucs::COLD_START_THRESHOLD.get());
         let sims = if cold {
             HashMap::new()
         } else {
-            similarities(&client, &ctx.recent_products)
+            similarities(client, &ctx.recent_products)
         };
         let ids: Vec<i64> = candidates.iter().map(|c| c.1).collect();
-        let products = load_products(&client, &ids);
-        let max_pop = max_popularity(&client);
+        let products = load_products(client, &ids);
+        let max_pop = max_popularity(client);
         let mut scored: Vec<Scored> = candidates
             .iter()
             .map(|(i, id)| {
