@@ -7,13 +7,15 @@
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql-15 postgresql-server-dev-15 \
-      libclang-dev clang pkg-config \
+      libclang-dev clang pkg-config python3 \
  && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-pgrx --version 0.18.1 --locked \
  && cargo pgrx init --pg15 /usr/lib/postgresql/15/bin/pg_config
 WORKDIR /src
 COPY . .
+# the upgrade scripts are composed from the packaged install script, as scripts/install-extension.sh does
 RUN cargo pgrx package --pg-config /usr/lib/postgresql/15/bin/pg_config \
+ && python3 scripts/compose_upgrades.py target/release/popularity_engine-pg15/usr/share/postgresql/15/extension \
  && mkdir -p /out \
  && cp -r target/release/popularity_engine-pg15/usr /out/usr
 

@@ -38,7 +38,6 @@ checkpoint_timeout = 30min
 max_parallel_workers_per_gather = 2
 jit = off"
 PG_BIN=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PG_BIN/pg_config
 
 q() { scripts/pgcluster.sh psql -d "$PE_DB" -tA "$@"; }
 now() { date +%s.%N; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test layer of popularity_engine:
-#   0. the lint gate: rustfmt, clippy (warnings are errors) and shellcheck
+#   0. the lint gate: rustfmt, clippy (warnings are errors), shellcheck, size limits (check_sizes.py)
 #   1. Rust unit tests and #[pg_test] tests (cargo pgrx test, in a pgrx-managed cluster)
 #   2. pg_regress files under tests/pg_regress against a live cluster
 #   3. isolation specs under tests/isolation (Debian's pg_isolation_regress)
@@ -32,11 +32,12 @@ bash scripts/install-deps.sh
 mkdir -p "$WORK" && chmod 1777 "$WORK"
 
 if wants lint; then
-  echo "==> lint: cargo fmt --check, cargo clippy -D warnings, shellcheck"
+  echo "==> lint: cargo fmt --check, cargo clippy -D warnings, shellcheck, size limits"
   cargo fmt --all --check
   cargo clippy --all-targets -- -D warnings
   shellcheck scripts/*.sh bench/*.sh tests/upgrade/*.sh .ci/run
-  echo "lint: 3 checks passed" | tee -a "$LOG"
+  python3 scripts/check_sizes.py
+  echo "lint: 4 checks passed" | tee -a "$LOG"
 fi
 
 if wants unit; then

@@ -3,6 +3,8 @@
 
 use postgres::{Client, NoTls};
 
+pub mod servers;
+
 /// The connection string of the test cluster.
 pub fn url() -> String {
     std::env::var("PE_TEST_URL")
