@@ -26,7 +26,7 @@ BEGIN
     runs := n;
 END $$;
 
--- The seed's full recomputation, as plain SQL: every product's counters, popularity score and
+-- The textbook full recomputation, as plain SQL: every product's counters, popularity score and
 -- trending score from the whole log, written into a table.
 CREATE TABLE bench.full_popularity (
     product_id bigint PRIMARY KEY, view_count bigint, cart_add_count bigint, order_count bigint,

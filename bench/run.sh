@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016  # single-quoted SQL holds $1 parameters and psql variables, meant literally
-# popularity_engine benchmarks: every performance target of the SPEC measured side by side with
+# popularity_engine benchmarks: every performance target measured side by side with
 # its baseline, in one run, on a throwaway tuned cluster.
 #
 #   bash bench/run.sh [smoke|small|full]      (default: small)
@@ -261,9 +261,9 @@ batch_ratio=$(ratio "$ct" "$bt")
   echo
 } >> "$RESULTS"
 
-# --- 5. Summary against the SPEC ----------------------------------------------------------------
+# --- 5. Summary against the targets ----------------------------------------------------------------
 {
-  echo "## SPEC targets"
+  echo "## Performance targets"
   echo
   echo "| target | measured | met |"
   echo "|---|---|---|"
@@ -276,7 +276,7 @@ batch_ratio=$(ratio "$ct" "$bt")
   echo "| popular_products p50 ≤ 20 ms (7-day window) | $ppw_p50 ms | $(met "$ppw_p50 <= 20") |"
   echo "| recommend p50 ≤ 10 ms, p99 ≤ 30 ms (warm users) | first call $rec_first_p50 / $rec_first_p99 ms; again $rec_p50 / $rec_p99 ms | first call: $(met "$rec_first_p50 <= 10 && $rec_first_p99 <= 30"); again: $(met "$rec_p50 <= 10 && $rec_p99 <= 30") |"
   echo
-  echo "The SPEC's targets are stated for 1 M products, 100 k users and 10 M events (scale \`full\`); at other scales the table shows the same measurements on less data."
+  echo "The targets are stated for 1 M products, 100 k users and 10 M events (scale \`full\`); at other scales the table shows the same measurements on less data."
   echo
   echo "Profiles of the missed targets, what was fixed and the cause of what remains: [PROFILE.md]($( [ "$SCALE" = full ] && echo PROFILE.md || echo ../../PROFILE.md ))."
 } >> "$RESULTS"

@@ -4,7 +4,7 @@
 COMMENT ON SCHEMA popularity_engine IS
   'popularity_engine: interaction tracking, popularity and personalization for e-commerce';
 COMMENT ON TYPE popularity_engine.interaction_type IS
-  'Every interaction an application can log: the union of both seed documents. See interaction_weights for how each one counts.';
+  'Every interaction an application can log: the union of the names storefronts commonly send (view and product_view, wishlist and wishlist_add, ...). See interaction_weights for how each one counts.';
 
 -------------------------------------------------------------------------------
 -- Weights: one row per interaction type, editable by the DBA.

@@ -41,7 +41,7 @@ pub fn sqlstate(e: &postgres::Error) -> String {
 }
 
 /// Loads pg_temp.mismatches(as_of) (tests/reference/popularity_mismatches.sql): a brute-force
-/// recount of the log straight from the SPEC's formulas, compared with product_popularity.
+/// recount of the log straight from the documented formulas, compared with product_popularity.
 pub fn load_reference(c: &mut Client) {
     c.batch_execute(include_str!(
         "../../tests/reference/popularity_mismatches.sql"

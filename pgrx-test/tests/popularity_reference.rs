@@ -1,6 +1,6 @@
 //! Reference comparison on random data: after refreshes at as_of values that move forward in
 //! small and large steps, backwards, and exactly onto window edges, every counter,
-//! popularity_score and trending_score matches a brute-force recount of the SPEC's formulas.
+//! popularity_score and trending_score matches a brute-force recount of the documented formulas.
 
 use pgrx_test::{fresh_extension, load_reference, mismatches};
 use rand::rngs::StdRng;

@@ -1,5 +1,5 @@
 //! Property test: thousands of random events, valid and invalid, fed to track() and
-//! track_batch(). An independent model of the SPEC's rules predicts which are valid; valid ones
+//! track_batch(). An independent model of the documented rules predicts which are valid; valid ones
 //! must be stored, invalid ones must raise the predicted SQLSTATE and store nothing.
 
 use pgrx_test::{count, fresh_extension, sqlstate};
@@ -42,7 +42,7 @@ struct Event {
     infinite_time: bool,
 }
 
-/// The SQLSTATEs the SPEC allows for this event: empty when it is valid.
+/// The SQLSTATEs the documented rules allow for this event: empty when it is valid.
 fn violations(e: &Event) -> Vec<&'static str> {
     const INVALID: &str = "22023";
     const MISSING: &str = "23502";

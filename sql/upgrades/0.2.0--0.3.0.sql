@@ -27,6 +27,10 @@ CREATE TYPE popularity_engine.job AS ENUM (
 COMMENT ON TYPE popularity_engine.job IS
   'The maintenance jobs run_job knows; job_runs.job holds their names.';
 
+-- Catalog comments speak of this project alone.
+COMMENT ON TYPE popularity_engine.interaction_type IS
+  'Every interaction an application can log: the union of the names storefronts commonly send (view and product_view, wishlist and wishlist_add, ...). See interaction_weights for how each one counts.';
+
 -- @routines
 
 -- Views whose definitions now call the shared formulas (same columns).

@@ -1,4 +1,4 @@
--- Brute force, straight from the SPEC: counters, popularity_score = sum(counter x weight),
+-- Brute force, straight from the documented formulas: counters, popularity_score = sum(counter x weight),
 -- trending_score = sum(weight x 0.5^(hours_ago / 72)) for 0 <= hours_ago <= 168.
 CREATE OR REPLACE FUNCTION pg_temp.mismatches(as_of timestamptz) RETURNS TABLE (product_id bigint, what text)
 LANGUAGE sql AS $$

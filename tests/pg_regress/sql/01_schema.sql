@@ -1,4 +1,4 @@
--- The schema the SPEC defines: every object exists, carries a COMMENT, and the weights match.
+-- The documented schema: every object exists, carries a COMMENT, and the weights match.
 CREATE EXTENSION IF NOT EXISTS popularity_engine;
 
 SELECT extversion, nspname AS schema, extrelocatable
@@ -8,7 +8,7 @@ SELECT extversion, nspname AS schema, extrelocatable
 -- all 20 interaction types, in declaration order
 SELECT string_agg(t::text, ', ') FROM unnest(enum_range(NULL::popularity_engine.interaction_type)) t;
 
--- the SPEC's weight table
+-- the default weight table
 SELECT interaction_type, counter, popularity_weight, affinity_weight
   FROM popularity_engine.interaction_weights ORDER BY interaction_type;
 

@@ -1,4 +1,4 @@
--- One check per rule of the SPEC's interaction table. try() returns 'ok' or SQLSTATE: message.
+-- One check per rule of the interaction table (docs). try() returns 'ok' or SQLSTATE: message.
 CREATE EXTENSION IF NOT EXISTS popularity_engine;
 CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
