@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ $# -ge 1 ] && [ $# -le 2 ] || { sed -n '2,19p' "$0" >&2; exit 2; }
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then sed -n '2,19p' "$0" >&2; exit 2; fi
 events=$(realpath "$1")
 catalog=${2:+$(realpath "$2")}
 [ -f "$events" ] || { echo "quality: $1: no such file" >&2; exit 2; }
