@@ -5,6 +5,8 @@ use std::cell::Cell;
 
 use pgrx::prelude::*;
 
+use crate::error::{During, EngineError};
+
 /// The cluster's system identifier (pg_control), the same on physical replicas, different after
 /// initdb, pg_upgrade or a logical restore into another cluster.
 #[pg_extern(stable, parallel_safe)]
@@ -19,14 +21,15 @@ thread_local! {
 /// Makes sure the refresh state belongs to this cluster before a tracking call writes a row.
 /// Checked once per backend; a backend that performed the rebase checks again next time, in case
 /// its transaction rolled the rebase back.
-pub fn ensure_same_cluster() {
+pub fn ensure_same_cluster() -> Result<(), EngineError> {
     if CHECKED.with(Cell::get) {
-        return;
+        return Ok(());
     }
     let rebased = Spi::get_one::<bool>("SELECT popularity_engine.rebase_if_restored()")
-        .expect("checking the cluster identity failed")
+        .during("checking the cluster identity")?
         .unwrap_or(false);
     if !rebased {
         CHECKED.with(|c| c.set(true));
     }
+    Ok(())
 }
