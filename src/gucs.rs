@@ -58,6 +58,13 @@ fn weight(
 }
 
 pub fn init() {
+    popularity_settings();
+    recommendation_settings();
+    preference_and_retention_settings();
+}
+
+/// How popularity and trending scores are aggregated.
+fn popularity_settings() {
     duration(
         c"popularity_engine.trending_half_life",
         c"Half-life of an interaction's weight in trending_score.",
@@ -74,6 +81,10 @@ pub fn init() {
         3600,
         365 * DAY,
     );
+}
+
+/// How recommend() and rank_products() blend and filter.
+fn recommendation_settings() {
     weight(
         c"popularity_engine.weight_base_relevance",
         c"Weight of base relevance (price, stock) in recommendation scores.",
@@ -126,6 +137,10 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
+}
+
+/// The user-preference and item-similarity refreshes, and how long the raw log is kept.
+fn preference_and_retention_settings() {
     duration(
         c"popularity_engine.preference_half_life",
         c"Half-life of an interaction's weight in user category/brand affinity.",
@@ -177,4 +192,19 @@ fn preference_half_life_seconds() -> f64 {
 #[pgrx::pg_extern(stable, parallel_safe)]
 fn retention_seconds() -> f64 {
     f64::from(RETENTION.get())
+}
+
+/// Current `popularity_engine.cold_start_threshold`: users with fewer interactions get the
+/// cold-start list. For SQL: reading the setting with current_setting() fails in a session that
+/// has not loaded the library yet; calling this loads it.
+#[pgrx::pg_extern(stable, parallel_safe)]
+fn cold_start_threshold() -> i32 {
+    COLD_START_THRESHOLD.get()
+}
+
+/// Current `popularity_engine.similarity_top_k`: how many similar products
+/// refresh_item_similarity keeps per product.
+#[pgrx::pg_extern(stable, parallel_safe)]
+fn similarity_top_k() -> i32 {
+    SIMILARITY_TOP_K.get()
 }

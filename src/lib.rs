@@ -44,7 +44,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/popular_products.sql",
     name = "popular_products",
-    requires = ["refresh_popularity"]
+    requires = ["refresh_popularity", validation::checked_limit]
 );
 extension_sql_file!(
     "../sql/preferences.sql",
@@ -65,7 +65,10 @@ extension_sql_file!(
     name = "personalization",
     requires = [
         "refresh_user_preferences",
-        similarity::compute_item_similarity
+        similarity::compute_item_similarity,
+        validation::checked_limit,
+        gucs::cold_start_threshold,
+        gucs::similarity_top_k
     ]
 );
 extension_sql_file!(

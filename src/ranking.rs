@@ -11,8 +11,8 @@
 //! * popularity = ln(1 + popularity_score) / ln(1 + the highest popularity_score).
 //!
 //! Products ordered within recent_order_window score x (1 - recent_order_penalty); the reported
-//! components are before the penalty. Users with fewer than cold_start_threshold interactions get
-//! no personalization (the cold-start list).
+//! components are before the penalty. Cold-start users (decided by the SQL function
+//! popularity_engine.is_cold_start, the one rule) get no personalization: the cold-start list.
 
 use std::collections::{HashMap, HashSet};
 
@@ -100,20 +100,16 @@ fn ids(
 }
 
 fn load_user(client: &SpiClient, user_id: i64) -> Result<UserContext, EngineError> {
-    const COUNTING: &str = "counting the user's interactions";
-    // the aggregated count, or the log's rows counted up to the threshold (enough to decide cold start)
-    let threshold = i64::from(gucs::COLD_START_THRESHOLD.get());
-    let interactions = rows(
+    const DECIDING: &str = "deciding cold start";
+    let cold = rows(
         client,
-        COUNTING,
-        "SELECT greatest(
-             coalesce((SELECT interaction_count FROM popularity_engine.user_profiles WHERE user_id = $1), 0),
-             (SELECT count(*) FROM (SELECT 1 FROM popularity_engine.product_interactions
-                                     WHERE user_id = $1 AND product_id IS NOT NULL LIMIT $2) AS live))",
-        &[user_id.into(), threshold.into()],
+        DECIDING,
+        "SELECT popularity_engine.is_cold_start($1)",
+        &[user_id.into()],
     )?;
     let mut ctx = UserContext {
-        cold: first_value::<i64>(interactions, COUNTING)?.unwrap_or(0) < threshold,
+        cold: first_value::<bool>(cold, DECIDING)?
+            .ok_or(EngineError::no_value(DECIDING, "decision"))?,
         median_price: median_price(client, user_id)?,
         recent_orders: recent_orders(client, user_id)?,
         ..Default::default()

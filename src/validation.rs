@@ -2,9 +2,11 @@
 //! other arguments shared by several functions (`n`, `user_id`). The checks make no Postgres call,
 //! so they are tested exhaustively in plain Rust; entry points report a rejection
 //! (`EngineError::Rejected`) as an ERROR with its SQLSTATE, and nothing is written for a rejected
-//! event.
+//! event. `checked_limit` makes the `n` check callable from SQL.
 
-use crate::error::EngineError;
+use pgrx::prelude::*;
+
+use crate::error::{EngineError, OrReport};
 use crate::interaction::{interaction_type, ProductRule};
 
 /// Largest accepted `metadata`, measured as its JSON text.
@@ -233,7 +235,8 @@ pub fn purchase_line(
 }
 
 /// `n`, the length of a result list, when 1 <= n <= `max_n`. The one check behind every `n`
-/// argument (recommend(), through check_n in ranking.rs).
+/// argument: recommend() (through check_n in ranking.rs) and, through the SQL function
+/// `popularity_engine.checked_limit`, similar_products() and popular_products().
 pub fn check_limit(n: Option<i32>, max_n: i32) -> Result<i32, EngineError> {
     match n {
         Some(n) if (1..=max_n).contains(&n) => Ok(n),
@@ -253,6 +256,18 @@ pub fn check_user(user_id: Option<i64>) -> Result<i64, EngineError> {
         ))),
         None => Err(EngineError::missing("user_id is required")),
     }
+}
+
+/// Checks the `n` argument of the SQL read functions: `n` when 1 <= n <= `max_n`, else an
+/// invalid_parameter_value error naming `caller`.
+#[pg_extern(immutable, parallel_safe)]
+fn checked_limit(n: Option<i32>, max_n: Option<i32>, caller: Option<&str>) -> i32 {
+    // (max_n and caller are Option only so that a NULL is an error, not a crash)
+    const F: &str = "popularity_engine.checked_limit";
+    let (Some(max_n), Some(caller)) = (max_n, caller) else {
+        EngineError::missing("max_n and caller are required").report(F)
+    };
+    check_limit(n, max_n).or_report(caller)
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {
