@@ -8,11 +8,19 @@ use pgrx::prelude::*;
 use crate::error::{During, EngineError};
 
 /// The cluster's system identifier (pg_control), the same on physical replicas, different after
-/// initdb, pg_upgrade or a logical restore into another cluster.
+/// initdb, pg_upgrade or a logical restore into another cluster; refresh_state remembers it to
+/// notice a restore into another cluster.
 #[pg_extern(stable, parallel_safe)]
 fn system_identifier() -> i64 {
     unsafe { pg_sys::GetSystemIdentifier() as i64 }
 }
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.system_identifier() IS
+  'The cluster''s system identifier; refresh_state remembers it to notice a restore into another cluster.';"#,
+    name = "system_identifier_comment",
+    requires = [system_identifier]
+);
 
 thread_local! {
     static CHECKED: Cell<bool> = const { Cell::new(false) };

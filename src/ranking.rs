@@ -513,7 +513,11 @@ fn diversify(scored: Vec<Scored>, n: usize, per_category: usize) -> Vec<Scored> 
     out
 }
 
-/// Personalised recommendations for a user, best first.
+/// Personalised recommendations for user_id: score = w_base x base_relevance + w_pers x
+/// personalization + w_pop x popularity, x (1 - recent_order_penalty) for recent orders, at most
+/// max_per_category per category, never out-of-stock, inactive, uncatalogued or excluded
+/// products. Users with fewer than cold_start_threshold interactions get the cold-start list
+/// (trending, then popular). Read-only.
 #[pg_extern(stable, parallel_safe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn recommend(
@@ -535,6 +539,13 @@ fn recommend(
 > {
     output(recommendations(user_id, n, category, exclude).or_report("popularity_engine.recommend"))
 }
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.recommend(bigint, integer, text, bigint[]) IS
+  'Personalised recommendations for user_id: score = w_base x base_relevance + w_pers x personalization + w_pop x popularity, x (1 - recent_order_penalty) for recent orders, at most max_per_category per category, never out-of-stock, inactive, uncatalogued or excluded products. Users with fewer than cold_start_threshold interactions get the cold-start list (trending, then popular). Read-only.';"#,
+    name = "recommend_comment",
+    requires = [recommend]
+);
 
 fn recommendations(
     user_id: Option<i64>,
@@ -567,8 +578,9 @@ fn recommendations(
     })
 }
 
-/// Re-ranks an application's candidates (e.g. search results) with the same blend; `relevance`,
-/// when given, is the base relevance of each candidate.
+/// Re-ranks an application's candidates (e.g. search results) for user_id with the recommend()
+/// blend; `relevance`, when given, is each candidate's base relevance. Returns every candidate
+/// once. Read-only.
 #[pg_extern(stable, parallel_safe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn rank_products(
@@ -589,6 +601,13 @@ fn rank_products(
 > {
     output(ranking(user_id, product_ids, relevance).or_report("popularity_engine.rank_products"))
 }
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.rank_products(bigint, bigint[], double precision[]) IS
+  'Re-ranks an application''s candidates (e.g. search results) for user_id with the recommend() blend; relevance, when given, is each candidate''s base relevance. Returns every candidate once. Read-only.';"#,
+    name = "rank_products_comment",
+    requires = [rank_products]
+);
 
 fn ranking(
     user_id: Option<i64>,

@@ -203,12 +203,20 @@ fn top_k_neighbours(
     out
 }
 
-/// Replaces item_similarity with freshly computed neighbours; returns how many pairs it wrote.
+/// Internal: computes the top-K similar products per product and replaces item_similarity;
+/// returns the number of pairs. Call refresh_item_similarity() instead.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn compute_item_similarity() -> i64 {
     replace_item_similarity().or_report("popularity_engine.compute_item_similarity")
 }
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.compute_item_similarity() IS
+  'Internal: computes the top-K similar products per product in Rust and replaces item_similarity; returns the number of pairs. Call refresh_item_similarity() instead.';"#,
+    name = "compute_item_similarity_comment",
+    requires = [compute_item_similarity]
+);
 
 fn replace_item_similarity() -> Result<i64, EngineError> {
     const WRITING: &str = "writing item_similarity";

@@ -323,8 +323,9 @@ pub fn store_batch(client: &mut SpiClient, events: &[BatchEvent]) -> Result<i64,
     Ok(stored.len() as i64)
 }
 
-/// Logs one interaction and returns its id. A repeated non-NULL `event_id` stores nothing and
-/// returns the id of the interaction first stored with it.
+/// Logs one interaction and returns its id; keeps user_cart, user_wishlist and purchase_history
+/// in sync. A repeated non-NULL `event_id` stores nothing and returns the id of the interaction
+/// first stored with it. Bad input raises SQLSTATE 22023 (23502 for a missing required value).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::too_many_arguments)]
@@ -349,6 +350,13 @@ fn track(
     track_one(interaction_type, raw, event_id).or_report("popularity_engine.track")
 }
 
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.track(bigint, bigint, popularity_engine.interaction_type, double precision, jsonb, timestamptz, text, uuid) IS
+  'Logs one interaction and returns its id; keeps user_cart, user_wishlist and purchase_history in sync. A repeated event_id stores nothing and returns the first id. Bad input raises SQLSTATE 22023 (23502 for a missing required value).';"#,
+    name = "track_comment",
+    requires = [track]
+);
+
 fn track_one(
     itype: Option<interaction_type>,
     raw: RawEvent,
@@ -372,13 +380,21 @@ fn track_one(
     })
 }
 
-/// Logs a JSON array of events, all or nothing; returns how many were stored (repeated
-/// event_ids are skipped).
+/// Logs a JSON array of events {user_id, product_id, type, value, metadata, occurred_at,
+/// session_id, event_id}, all or nothing; returns how many were stored (repeated event_ids are
+/// skipped). An error names the index of the bad element.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn track_batch(events: Option<JsonB>) -> i64 {
     track_json_batch(events).or_report("popularity_engine.track_batch")
 }
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.track_batch(jsonb) IS
+  'Logs a JSON array of events {user_id, product_id, type, value, metadata, occurred_at, session_id, event_id}, all or nothing; returns how many were stored. An error names the index of the bad element.';"#,
+    name = "track_batch_comment",
+    requires = [track_batch]
+);
 
 fn track_json_batch(events: Option<JsonB>) -> Result<i64, EngineError> {
     let Some(JsonB(events)) = events else {
@@ -391,7 +407,7 @@ fn track_json_batch(events: Option<JsonB>) -> Result<i64, EngineError> {
     Spi::connect_mut(|client| store_batch(client, &parsed))
 }
 
-/// The payment-webhook path: one `order` interaction per product plus a purchase_history line.
+/// The payment-webhook path: one `order` interaction and one purchase_history line per product.
 /// With an `order_ref`, a retried webhook stores nothing again. Returns how many lines were stored.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
@@ -411,6 +427,13 @@ fn track_order(
         .and_then(|lines| store_order(&order, lines))
         .or_report("popularity_engine.track_order")
 }
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.track_order(bigint, bigint[], integer[], text, timestamptz) IS
+  'Payment-webhook path: one order interaction and one purchase_history line per product. With order_ref, a retry stores nothing. Returns how many lines were stored.';"#,
+    name = "track_order_comment",
+    requires = [track_order]
+);
 
 /// What track_order's lines share.
 struct Order<'a> {
@@ -523,8 +546,8 @@ fn store_order(order: &Order, mut events: Vec<BatchEvent>) -> Result<i64, Engine
     })
 }
 
-/// Logs a search and the products it showed (they count in product_popularity.search_count).
-/// Returns the search_interactions id.
+/// Logs a search and the products it showed (they count in product_popularity.search_count);
+/// returns the search_interactions id.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn track_search(
@@ -543,6 +566,13 @@ fn track_search(
     )
     .or_report("popularity_engine.track_search")
 }
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.track_search(bigint, text, bigint[], timestamptz, text) IS
+  'Logs a search and the products it showed (counted in product_popularity.search_count); returns the search_interactions id.';"#,
+    name = "track_search_comment",
+    requires = [track_search]
+);
 
 fn store_search(
     user_id: Option<i64>,
@@ -608,8 +638,8 @@ fn search_results(results: Vec<Option<i64>>) -> Result<Vec<i64>, EngineError> {
         .collect()
 }
 
-/// Logs a click on a search result (`search_click`, with the query in metadata.search_query).
-/// Returns the interaction id.
+/// Logs a click on a search result (type `search_click`, with the query in
+/// metadata.search_query); returns the interaction id.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn track_search_click(
@@ -633,6 +663,13 @@ fn track_search_click(
         })
         .or_report("popularity_engine.track_search_click")
 }
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.track_search_click(bigint, text, bigint, timestamptz, text) IS
+  'Logs a click on a search result (type search_click, metadata.search_query = query); returns the interaction id.';"#,
+    name = "track_search_click_comment",
+    requires = [track_search_click]
+);
 
 fn search_query(query: Option<&str>) -> Result<&str, EngineError> {
     const MESSAGE: &str = "query is required and must not be blank";

@@ -270,6 +270,13 @@ fn checked_limit(n: Option<i32>, max_n: Option<i32>, caller: Option<&str>) -> i3
     check_limit(n, max_n).or_report(caller)
 }
 
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.checked_limit(integer, integer, text) IS
+  'Internal: n when 1 <= n <= max_n, else an invalid_parameter_value error naming the caller.';"#,
+    name = "checked_limit_comment",
+    requires = [checked_limit]
+);
+
 fn json_kind(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "null",
