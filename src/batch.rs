@@ -199,4 +199,25 @@ mod tests {
         assert!(id_field(Some(&serde_json::json!(7.5)), "user_id").is_err());
         assert!(id_field(Some(&serde_json::json!(true)), "user_id").is_err());
     }
+
+    #[test]
+    fn event_ids_are_uuid_strings() {
+        assert_eq!(event_id_field(None), Ok(None));
+        assert!(event_id_field(Some(&serde_json::json!(
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        )))
+        .is_ok_and(|id| id.is_some()));
+        assert_eq!(
+            event_id_field(Some(&serde_json::json!("not-a-uuid"))),
+            Err(EngineError::invalid(
+                r#"event_id "not-a-uuid" is not a UUID"#
+            ))
+        );
+        assert_eq!(
+            event_id_field(Some(&serde_json::json!(5))),
+            Err(EngineError::invalid(
+                "event_id must be a UUID string, got 5"
+            ))
+        );
+    }
 }

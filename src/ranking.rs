@@ -706,3 +706,96 @@ fn checked_candidates(
         .map(|(i, p)| (p, relevance_at(i)))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(r: Result<Vec<(i64, Option<f64>)>, EngineError>) -> String {
+        r.unwrap_err().message("popularity_engine.rank_products")
+    }
+
+    #[test]
+    fn candidates_are_checked_in_order_and_kept_once() {
+        assert_eq!(
+            checked_candidates(None, None),
+            Err(EngineError::missing("product_ids is required"))
+        );
+        assert_eq!(
+            message(checked_candidates(Some(vec![Some(1), Some(2)]), Some(vec![Some(0.5)]))),
+            "popularity_engine.rank_products: relevance has 1 elements but product_ids has 2: give one relevance per product"
+        );
+        assert_eq!(
+            message(checked_candidates(
+                Some(vec![Some(1)]),
+                Some(vec![Some(1.5)])
+            )),
+            "popularity_engine.rank_products: relevance[1] must be a number from 0 to 1"
+        );
+        assert_eq!(
+            message(checked_candidates(
+                Some(vec![Some(1), Some(0)]),
+                Some(vec![Some(9.0)])
+            )),
+            "popularity_engine.rank_products: product_ids[2] must be a positive product id"
+        );
+        // a repeated product keeps its first position's relevance
+        assert_eq!(
+            checked_candidates(
+                Some(vec![Some(7), Some(3), Some(7)]),
+                Some(vec![Some(0.1), None, Some(0.9)])
+            )
+            .map(|_| ()),
+            Err(EngineError::invalid(
+                "relevance[2] must be a number from 0 to 1"
+            ))
+        );
+        assert_eq!(
+            checked_candidates(
+                Some(vec![Some(7), Some(3), Some(7)]),
+                Some(vec![Some(0.1), Some(0.2), Some(0.9)])
+            ),
+            Ok(vec![(7, Some(0.1)), (3, Some(0.2))])
+        );
+        assert_eq!(
+            check_n(Some(1001))
+                .unwrap_err()
+                .message("popularity_engine.recommend"),
+            "popularity_engine.recommend: n = 1001 is not allowed: expected 1 to 1000"
+        );
+    }
+
+    #[test]
+    fn diversity_cap_counts_per_category() {
+        let product = |id, category: Option<&str>| Scored {
+            product: Product {
+                id,
+                category: category.map(str::to_owned),
+                brand: None,
+                price: None,
+                inventory: None,
+                is_active: true,
+                popularity_score: 0.0,
+                in_catalog: true,
+            },
+            score: 0.0,
+            base: 0.0,
+            personalization: 0.0,
+            popularity: 0.0,
+            reason: String::new(),
+        };
+        let scored = vec![
+            product(1, Some("a")),
+            product(2, Some("a")),
+            product(3, None),
+            product(4, Some("b")),
+            product(5, None),
+            product(6, None),
+        ];
+        let kept: Vec<i64> = diversify(scored, 4, 1)
+            .iter()
+            .map(|s| s.product.id)
+            .collect();
+        assert_eq!(kept, vec![1, 3, 4]);
+    }
+}

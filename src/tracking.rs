@@ -682,3 +682,27 @@ fn search_query(query: Option<&str>) -> Result<&str, EngineError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_arguments() {
+        let message = |e: EngineError| e.message("popularity_engine.track_search");
+        assert_eq!(search_query(Some("tv")), Ok("tv"));
+        assert_eq!(
+            search_query(None).map_err(|e| e.rejection()),
+            Err(Some(crate::error::Sqlstate::NotNullViolation))
+        );
+        assert_eq!(
+            message(search_query(Some("  ")).unwrap_err()),
+            "popularity_engine.track_search: query is required and must not be blank"
+        );
+        assert_eq!(search_results(vec![Some(3), Some(1)]), Ok(vec![3, 1]));
+        assert_eq!(
+            message(search_results(vec![Some(3), None]).unwrap_err()),
+            "popularity_engine.track_search: result_product_ids[2] must be a positive product id"
+        );
+    }
+}
