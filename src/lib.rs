@@ -13,6 +13,7 @@ mod similarity;
 mod spi_util;
 mod tracking;
 mod transactions;
+mod user_context;
 mod validation;
 
 ::pgrx::pg_module_magic!();

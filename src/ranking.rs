@@ -18,11 +18,12 @@ use std::collections::{HashMap, HashSet};
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::{SpiClient, SpiTupleTable};
+use pgrx::spi::SpiClient;
 
 use crate::error::{During, EngineError, OrReport, Required};
 use crate::gucs;
-use crate::spi_util::first_value;
+use crate::spi_util::{first_value, ids, rows};
+use crate::user_context::{load_user, UserContext};
 use crate::validation::{check_limit, check_user};
 
 /// rank, product_id, score, base_relevance, personalization, popularity, reason
@@ -32,18 +33,6 @@ type RankedRow = (i32, i64, f64, f64, f64, f64, String);
 const MAX_N: i32 = 1000;
 /// Largest candidate list of rank_products().
 const MAX_CANDIDATES: usize = 10_000;
-
-/// What the ranking knows about a user. A cold user's affinities and recent products are not
-/// loaded (they are not used).
-#[derive(Default)]
-struct UserContext {
-    cold: bool,
-    category_affinity: HashMap<String, f64>,
-    brand_affinity: HashMap<String, f64>,
-    recent_products: Vec<i64>,
-    median_price: Option<f64>,
-    recent_orders: HashSet<i64>,
-}
 
 /// Catalog and popularity facts about one candidate product.
 #[derive(Clone, Debug)]
@@ -72,133 +61,6 @@ struct Scored {
     personalization: f64,
     popularity: f64,
     reason: String,
-}
-
-/// Best similarity of each product to one of the user's recent products:
-/// product -> (score, recent product).
-type Similarities = HashMap<i64, (f64, i64)>;
-
-fn rows<'c>(
-    client: &SpiClient<'c>,
-    doing: &'static str,
-    sql: &str,
-    args: &[DatumWithOid],
-) -> Result<SpiTupleTable<'c>, EngineError> {
-    client.select(sql, None, args).during(doing)
-}
-
-/// The product ids in the first column of a query's rows.
-fn ids(
-    client: &SpiClient,
-    doing: &'static str,
-    sql: &str,
-    args: &[DatumWithOid],
-) -> Result<Vec<i64>, EngineError> {
-    rows(client, doing, sql, args)?
-        .map(|r| r.get::<i64>(1).required(doing, "product_id"))
-        .collect()
-}
-
-fn load_user(client: &SpiClient, user_id: i64) -> Result<UserContext, EngineError> {
-    const DECIDING: &str = "deciding cold start";
-    let cold = rows(
-        client,
-        DECIDING,
-        "SELECT popularity_engine.is_cold_start($1)",
-        &[user_id.into()],
-    )?;
-    let mut ctx = UserContext {
-        cold: first_value::<bool>(cold, DECIDING)?
-            .ok_or(EngineError::no_value(DECIDING, "decision"))?,
-        median_price: median_price(client, user_id)?,
-        recent_orders: recent_orders(client, user_id)?,
-        ..Default::default()
-    };
-    if !ctx.cold {
-        load_affinities(client, user_id, &mut ctx)?;
-        ctx.recent_products = recent_products(client, user_id)?;
-    }
-    Ok(ctx)
-}
-
-/// The user's category and brand affinities, each divided by the strongest of its kind.
-fn load_affinities(
-    client: &SpiClient,
-    user_id: i64,
-    ctx: &mut UserContext,
-) -> Result<(), EngineError> {
-    const READING: &str = "reading user preferences";
-    for row in rows(
-        client,
-        READING,
-        "SELECT dimension, value, affinity FROM popularity_engine.user_preferences
-          WHERE user_id = $1 AND affinity > 0",
-        &[user_id.into()],
-    )? {
-        let dimension: String = row.get(1).required(READING, "dimension")?;
-        let value: String = row.get(2).required(READING, "value")?;
-        let affinity: f64 = row.get(3).required(READING, "affinity")?;
-        match dimension.as_str() {
-            "category" => ctx.category_affinity.insert(value, affinity),
-            _ => ctx.brand_affinity.insert(value, affinity),
-        };
-    }
-    normalise(&mut ctx.category_affinity);
-    normalise(&mut ctx.brand_affinity);
-    Ok(())
-}
-
-/// The user's 20 most recent distinct products, most recent first.
-fn recent_products(client: &SpiClient, user_id: i64) -> Result<Vec<i64>, EngineError> {
-    ids(
-        client,
-        "reading the user's recent products",
-        "SELECT product_id FROM (
-             SELECT DISTINCT ON (product_id) product_id, occurred_at
-               FROM (SELECT product_id, occurred_at FROM popularity_engine.product_interactions
-                      WHERE user_id = $1 AND product_id IS NOT NULL
-                      ORDER BY occurred_at DESC LIMIT 100) r
-              ORDER BY product_id, occurred_at DESC) d
-          ORDER BY occurred_at DESC, product_id LIMIT 20",
-        &[user_id.into()],
-    )
-}
-
-/// The median price of the catalogued products among the user's last 100 interactions.
-fn median_price(client: &SpiClient, user_id: i64) -> Result<Option<f64>, EngineError> {
-    const READING: &str = "reading the user's price band";
-    let median = rows(
-        client,
-        READING,
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY c.price::float8)
-           FROM (SELECT product_id FROM popularity_engine.product_interactions
-                  WHERE user_id = $1 AND product_id IS NOT NULL
-                  ORDER BY occurred_at DESC LIMIT 100) r
-           JOIN popularity_engine.catalog c ON c.product_id = r.product_id
-          WHERE c.price > 0",
-        &[user_id.into()],
-    )?;
-    first_value::<f64>(median, READING)
-}
-
-/// Products the user ordered within recent_order_window.
-fn recent_orders(client: &SpiClient, user_id: i64) -> Result<HashSet<i64>, EngineError> {
-    let window = f64::from(gucs::RECENT_ORDER_WINDOW.get());
-    let ordered = ids(
-        client,
-        "reading the user's recent orders",
-        "SELECT DISTINCT product_id FROM popularity_engine.purchase_history
-          WHERE user_id = $1 AND purchased_at >= now() - make_interval(secs => $2)",
-        &[user_id.into(), window.into()],
-    )?;
-    Ok(ordered.into_iter().collect())
-}
-
-fn normalise(map: &mut HashMap<String, f64>) {
-    let max = map.values().copied().fold(0.0, f64::max);
-    if max > 0.0 {
-        map.values_mut().for_each(|v| *v /= max);
-    }
 }
 
 fn load_products(
@@ -245,31 +107,6 @@ fn max_popularity(client: &SpiClient) -> Result<f64, EngineError> {
     Ok(first_value::<f64>(top, READING)?.unwrap_or(0.0))
 }
 
-/// Best similarity of each product to one of `recent`.
-fn similarities(client: &SpiClient, recent: &[i64]) -> Result<Similarities, EngineError> {
-    const READING: &str = "reading item_similarity";
-    let mut best = Similarities::new();
-    if recent.is_empty() {
-        return Ok(best);
-    }
-    for row in rows(
-        client,
-        READING,
-        "SELECT similar_product_id, product_id, score FROM popularity_engine.item_similarity
-          WHERE product_id = ANY ($1::int8[])",
-        &[recent.to_vec().into()],
-    )? {
-        let p: i64 = row.get(1).required(READING, "similar_product_id")?;
-        let from: i64 = row.get(2).required(READING, "product_id")?;
-        let score: f64 = row.get(3).required(READING, "score")?;
-        let entry = best.entry(p).or_insert((score, from));
-        if score > entry.0 || (score == entry.0 && from < entry.1) {
-            *entry = (score, from);
-        }
-    }
-    Ok(best)
-}
-
 fn base_relevance(p: &Product, ctx: &UserContext) -> f64 {
     let stock = match p.inventory {
         None => 0.5,
@@ -287,7 +124,6 @@ fn base_relevance(p: &Product, ctx: &UserContext) -> f64 {
 /// What scoring a product needs to know besides the product.
 struct Ranker<'a> {
     ctx: &'a UserContext,
-    sims: &'a Similarities,
     /// The highest popularity_score of all products.
     max_pop: f64,
 }
@@ -349,7 +185,7 @@ impl Ranker<'_> {
                 format!("brand:{b}"),
             ));
         }
-        if let Some((s, from)) = self.sims.get(&p.id) {
+        if let Some((s, from)) = ctx.similar.get(&p.id) {
             parts.push((0.2 * s, format!("similar_to:{from}")));
         }
         parts
@@ -411,7 +247,7 @@ fn candidate_sources(
     let cat = || -> DatumWithOid { category.map(str::to_owned).into() };
     let mut sources: Vec<(i64, Source)> = Vec::new();
     if !ctx.cold {
-        let mut similar: Vec<(&i64, &(f64, i64))> = ranker.sims.iter().collect();
+        let mut similar: Vec<(&i64, &(f64, i64))> = ctx.similar.iter().collect();
         similar.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then(a.0.cmp(b.0)));
         sources.extend(
             similar
@@ -559,14 +395,8 @@ fn recommendations(
     let per_category = gucs::MAX_PER_CATEGORY.get().max(1) as usize;
     Spi::connect(|client| {
         let ctx = load_user(client, user_id)?;
-        let sims = if ctx.cold {
-            Similarities::new()
-        } else {
-            similarities(client, &ctx.recent_products)?
-        };
         let ranker = Ranker {
             ctx: &ctx,
-            sims: &sims,
             max_pop: max_popularity(client)?,
         };
         let pool = (n * 4).max(50) as i64;
@@ -619,16 +449,10 @@ fn ranking(
     let candidates = checked_candidates(product_ids, relevance)?;
     Spi::connect(|client| {
         let ctx = load_user(client, user_id)?;
-        let sims = if ctx.cold {
-            Similarities::new()
-        } else {
-            similarities(client, &ctx.recent_products)?
-        };
-        let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
-        let products = load_products(client, &ids)?;
+        let candidate_ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
+        let products = load_products(client, &candidate_ids)?;
         let ranker = Ranker {
             ctx: &ctx,
-            sims: &sims,
             max_pop: max_popularity(client)?,
         };
         let mut scored = candidates

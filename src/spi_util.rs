@@ -11,7 +11,7 @@ use pgrx::pg_sys::PgOid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
 
-use crate::error::{During, EngineError};
+use crate::error::{During, EngineError, Required};
 
 thread_local! {
     /// Plans keyed by their SQL text. Postgres' plan cache re-plans them after DDL, so they stay
@@ -52,6 +52,28 @@ pub fn first_value<T: FromDatum + IntoDatum>(
         return Ok(None);
     }
     table.first().get_one::<T>().during(doing)
+}
+
+/// Runs a read-only query; `doing` names the step in an error.
+pub fn rows<'c>(
+    client: &SpiClient<'c>,
+    doing: &'static str,
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Result<SpiTupleTable<'c>, EngineError> {
+    client.select(sql, None, args).during(doing)
+}
+
+/// The product ids in the first column of a query's rows.
+pub fn ids(
+    client: &SpiClient,
+    doing: &'static str,
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Result<Vec<i64>, EngineError> {
+    rows(client, doing, sql, args)?
+        .map(|r| r.get::<i64>(1).required(doing, "product_id"))
+        .collect()
 }
 
 pub fn oid(builtin: pg_sys::PgBuiltInOids) -> PgOid {
