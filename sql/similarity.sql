@@ -37,19 +37,6 @@ $proc$;
 COMMENT ON PROCEDURE popularity_engine.refresh_item_similarity() IS
   'Recomputes item_similarity: the top similarity_top_k products per product by cosine similarity of co-interactions (from user_item_weights, kept by refresh_user_preferences). Logs to job_runs.';
 
-CREATE FUNCTION popularity_engine.checked_limit(n integer, max_n integer, caller text) RETURNS integer
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
-BEGIN
-    IF n IS NULL OR n < 1 OR n > max_n THEN
-        RAISE EXCEPTION '%: n = % is not allowed: expected 1 to %', caller, coalesce(n::text, 'NULL'), max_n
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    RETURN n;
-END
-$fn$;
-COMMENT ON FUNCTION popularity_engine.checked_limit(integer, integer, text) IS
-  'Internal: n when 1 <= n <= max_n, else an invalid_parameter_value error naming the caller.';
-
 -- LANGUAGE sql: the argument and an output column are both called product_id.
 CREATE FUNCTION popularity_engine.similar_products(product_id bigint, n integer DEFAULT 10)
 RETURNS TABLE (rank integer, product_id bigint, score double precision)

@@ -5,8 +5,9 @@ use pgrx::prelude::*;
 use pgrx::Uuid;
 use serde_json::Value;
 
+use crate::error::EngineError;
 use crate::interaction::interaction_type;
-use crate::validation::{self, RawEvent, Rejection, Sqlstate, ValidEvent};
+use crate::validation::{self, RawEvent, ValidEvent};
 
 /// Largest batch accepted in one call; bigger ones should be split by the client.
 pub const MAX_BATCH_EVENTS: usize = 100_000;
@@ -27,30 +28,14 @@ pub struct BatchEvent {
     pub event_id: Option<Uuid>,
 }
 
-fn invalid(message: String) -> Rejection {
-    Rejection {
-        sqlstate: Sqlstate::InvalidParameterValue,
-        message,
-        hint: None,
-    }
-}
-
-fn missing(message: String) -> Rejection {
-    Rejection {
-        sqlstate: Sqlstate::NotNullViolation,
-        message,
-        hint: None,
-    }
-}
-
-pub fn parse_batch(events: &Value, now: i64) -> Result<Vec<BatchEvent>, Rejection> {
+pub fn parse_batch(events: &Value, now: i64) -> Result<Vec<BatchEvent>, EngineError> {
     let Value::Array(items) = events else {
-        return Err(invalid(
-            "events must be a JSON array of event objects".into(),
+        return Err(EngineError::invalid(
+            "events must be a JSON array of event objects",
         ));
     };
     if items.len() > MAX_BATCH_EVENTS {
-        return Err(invalid(format!(
+        return Err(EngineError::invalid(format!(
             "events has {} elements; at most {MAX_BATCH_EVENTS} are allowed per call",
             items.len()
         )));
@@ -62,12 +47,12 @@ pub fn parse_batch(events: &Value, now: i64) -> Result<Vec<BatchEvent>, Rejectio
         .collect()
 }
 
-fn parse_event(item: &Value, now: i64) -> Result<BatchEvent, Rejection> {
+fn parse_event(item: &Value, now: i64) -> Result<BatchEvent, EngineError> {
     let Value::Object(obj) = item else {
-        return Err(invalid("each event must be a JSON object".into()));
+        return Err(EngineError::invalid("each event must be a JSON object"));
     };
     if let Some(unknown) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(invalid(format!(
+        return Err(EngineError::invalid(format!(
             "unknown key \"{unknown}\"; allowed keys are {}",
             KEYS.join(", ")
         )));
@@ -75,9 +60,9 @@ fn parse_event(item: &Value, now: i64) -> Result<BatchEvent, Rejection> {
     let field = |k: &str| obj.get(k).filter(|v| !v.is_null());
 
     let itype = match field("type") {
-        None => return Err(missing("type is required".into())),
+        None => return Err(EngineError::missing("type is required")),
         Some(Value::String(label)) => interaction_type::from_label(label).ok_or_else(|| {
-            invalid(format!(
+            EngineError::invalid(format!(
                 "type \"{label}\" is not an interaction type; allowed: {}",
                 interaction_type::ALL
                     .iter()
@@ -86,19 +71,27 @@ fn parse_event(item: &Value, now: i64) -> Result<BatchEvent, Rejection> {
                     .join(", ")
             ))
         })?,
-        Some(other) => return Err(invalid(format!("type must be a string, got {other}"))),
+        Some(other) => {
+            return Err(EngineError::invalid(format!(
+                "type must be a string, got {other}"
+            )))
+        }
     };
     let event_value = match field("value") {
         None => None,
         Some(Value::Number(n)) => n.as_f64(),
-        Some(other) => return Err(invalid(format!("value must be a number, got {other}"))),
+        Some(other) => {
+            return Err(EngineError::invalid(format!(
+                "value must be a number, got {other}"
+            )))
+        }
     };
     let metadata = field("metadata").cloned();
     let occurred_at = match field("occurred_at") {
         None => None,
         Some(Value::String(s)) => Some(parse_timestamp(s)?),
         Some(other) => {
-            return Err(invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "occurred_at must be a timestamp string, got {other}"
             )))
         }
@@ -106,19 +99,13 @@ fn parse_event(item: &Value, now: i64) -> Result<BatchEvent, Rejection> {
     let session_id = match field("session_id") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => return Err(invalid(format!("session_id must be a string, got {other}"))),
-    };
-    let event_id = match field("event_id") {
-        None => None,
-        Some(Value::String(s)) => {
-            Some(parse_uuid(s).ok_or_else(|| invalid(format!("event_id \"{s}\" is not a UUID")))?)
-        }
         Some(other) => {
-            return Err(invalid(format!(
-                "event_id must be a UUID string, got {other}"
+            return Err(EngineError::invalid(format!(
+                "session_id must be a string, got {other}"
             )))
         }
     };
+    let event_id = event_id_field(field("event_id"))?;
     let raw = RawEvent {
         user_id: id_field(field("user_id"), "user_id")?,
         product_id: id_field(field("product_id"), "product_id")?,
@@ -134,26 +121,41 @@ fn parse_event(item: &Value, now: i64) -> Result<BatchEvent, Rejection> {
 }
 
 /// Ids may come as JSON integers or, for clients that cannot hold 64-bit integers, as strings.
-fn id_field(value: Option<&Value>, name: &str) -> Result<Option<i64>, Rejection> {
+fn id_field(value: Option<&Value>, name: &str) -> Result<Option<i64>, EngineError> {
     match value {
         None => Ok(None),
         Some(Value::Number(n)) => n
             .as_i64()
             .map(Some)
-            .ok_or_else(|| invalid(format!("{name} must be an integer, got {n}"))),
+            .ok_or_else(|| EngineError::invalid(format!("{name} must be an integer, got {n}"))),
         Some(Value::String(s)) => s
             .parse::<i64>()
             .map(Some)
-            .map_err(|_| invalid(format!("{name} must be an integer, got \"{s}\""))),
-        Some(other) => Err(invalid(format!("{name} must be an integer, got {other}"))),
+            .map_err(|_| EngineError::invalid(format!("{name} must be an integer, got \"{s}\""))),
+        Some(other) => Err(EngineError::invalid(format!(
+            "{name} must be an integer, got {other}"
+        ))),
     }
 }
 
-fn parse_timestamp(s: &str) -> Result<i64, Rejection> {
+/// An idempotency key: a UUID string.
+fn event_id_field(value: Option<&Value>) -> Result<Option<Uuid>, EngineError> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(s)) => parse_uuid(s)
+            .map(Some)
+            .ok_or_else(|| EngineError::invalid(format!("event_id \"{s}\" is not a UUID"))),
+        Some(other) => Err(EngineError::invalid(format!(
+            "event_id must be a UUID string, got {other}"
+        ))),
+    }
+}
+
+fn parse_timestamp(s: &str) -> Result<i64, EngineError> {
     use std::str::FromStr;
     TimestampWithTimeZone::from_str(s)
         .map(|t| t.into_inner())
-        .map_err(|_| invalid(format!("occurred_at \"{s}\" is not a valid timestamp")))
+        .map_err(|_| EngineError::invalid(format!("occurred_at \"{s}\" is not a valid timestamp")))
 }
 
 /// Accepts the canonical 8-4-4-4-12 form and 32 bare hex digits, in either case.
@@ -196,5 +198,26 @@ mod tests {
         );
         assert!(id_field(Some(&serde_json::json!(7.5)), "user_id").is_err());
         assert!(id_field(Some(&serde_json::json!(true)), "user_id").is_err());
+    }
+
+    #[test]
+    fn event_ids_are_uuid_strings() {
+        assert_eq!(event_id_field(None), Ok(None));
+        assert!(event_id_field(Some(&serde_json::json!(
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        )))
+        .is_ok_and(|id| id.is_some()));
+        assert_eq!(
+            event_id_field(Some(&serde_json::json!("not-a-uuid"))),
+            Err(EngineError::invalid(
+                r#"event_id "not-a-uuid" is not a UUID"#
+            ))
+        );
+        assert_eq!(
+            event_id_field(Some(&serde_json::json!(5))),
+            Err(EngineError::invalid(
+                "event_id must be a UUID string, got 5"
+            ))
+        );
     }
 }

@@ -58,6 +58,13 @@ fn weight(
 }
 
 pub fn init() {
+    popularity_settings();
+    recommendation_settings();
+    preference_and_retention_settings();
+}
+
+/// How popularity and trending scores are aggregated.
+fn popularity_settings() {
     duration(
         c"popularity_engine.trending_half_life",
         c"Half-life of an interaction's weight in trending_score.",
@@ -74,6 +81,10 @@ pub fn init() {
         3600,
         365 * DAY,
     );
+}
+
+/// How recommend() and rank_products() blend and filter.
+fn recommendation_settings() {
     weight(
         c"popularity_engine.weight_base_relevance",
         c"Weight of base relevance (price, stock) in recommendation scores.",
@@ -126,6 +137,10 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
+}
+
+/// The user-preference and item-similarity refreshes, and how long the raw log is kept.
+fn preference_and_retention_settings() {
     duration(
         c"popularity_engine.preference_half_life",
         c"Half-life of an interaction's weight in user category/brand affinity.",
@@ -161,11 +176,25 @@ fn trending_half_life_seconds() -> f64 {
     f64::from(TRENDING_HALF_LIFE.get())
 }
 
+pgrx::extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.trending_half_life_seconds() IS
+  'The popularity_engine.trending_half_life setting in seconds (loads the library, which defines the settings).';"#,
+    name = "trending_half_life_seconds_comment",
+    requires = [trending_half_life_seconds]
+);
+
 /// Current `popularity_engine.trending_window`, in seconds.
 #[pgrx::pg_extern(stable, parallel_safe)]
 fn trending_window_seconds() -> f64 {
     f64::from(TRENDING_WINDOW.get())
 }
+
+pgrx::extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.trending_window_seconds() IS
+  'The popularity_engine.trending_window setting in seconds.';"#,
+    name = "trending_window_seconds_comment",
+    requires = [trending_window_seconds]
+);
 
 /// Current `popularity_engine.preference_half_life`, in seconds.
 #[pgrx::pg_extern(stable, parallel_safe)]
@@ -173,32 +202,51 @@ fn preference_half_life_seconds() -> f64 {
     f64::from(PREFERENCE_HALF_LIFE.get())
 }
 
+pgrx::extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.preference_half_life_seconds() IS
+  'The popularity_engine.preference_half_life setting in seconds.';"#,
+    name = "preference_half_life_seconds_comment",
+    requires = [preference_half_life_seconds]
+);
+
 /// Current `popularity_engine.retention`, in seconds.
 #[pgrx::pg_extern(stable, parallel_safe)]
 fn retention_seconds() -> f64 {
     f64::from(RETENTION.get())
 }
 
-/// Current `popularity_engine.cold_start_threshold`, for SQL (reading the setting with
-/// current_setting() fails in a session that has not loaded the library yet; calling this loads it).
+pgrx::extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.retention_seconds() IS
+  'The popularity_engine.retention setting in seconds.';"#,
+    name = "retention_seconds_comment",
+    requires = [retention_seconds]
+);
+
+/// Current `popularity_engine.cold_start_threshold`: users with fewer interactions get the
+/// cold-start list. For SQL: reading the setting with current_setting() fails in a session that
+/// has not loaded the library yet; calling this loads it.
 #[pgrx::pg_extern(stable, parallel_safe)]
 fn cold_start_threshold() -> i32 {
     COLD_START_THRESHOLD.get()
 }
 
-/// Current `popularity_engine.similarity_top_k`, for SQL.
+pgrx::extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.cold_start_threshold() IS
+  'The popularity_engine.cold_start_threshold setting: users with fewer interactions get the cold-start list (loads the library, which defines the settings).';"#,
+    name = "cold_start_threshold_comment",
+    requires = [cold_start_threshold]
+);
+
+/// Current `popularity_engine.similarity_top_k`: how many similar products
+/// refresh_item_similarity keeps per product.
 #[pgrx::pg_extern(stable, parallel_safe)]
 fn similarity_top_k() -> i32 {
     SIMILARITY_TOP_K.get()
 }
 
 pgrx::extension_sql!(
-    r#"
-COMMENT ON FUNCTION popularity_engine.cold_start_threshold() IS
-  'The popularity_engine.cold_start_threshold setting (loads the library, which defines the settings).';
-COMMENT ON FUNCTION popularity_engine.similarity_top_k() IS
-  'The popularity_engine.similarity_top_k setting.';
-"#,
-    name = "setting_accessor_comments",
-    requires = [cold_start_threshold, similarity_top_k]
+    r#"COMMENT ON FUNCTION popularity_engine.similarity_top_k() IS
+  'The popularity_engine.similarity_top_k setting: how many similar products refresh_item_similarity keeps per product.';"#,
+    name = "similarity_top_k_comment",
+    requires = [similarity_top_k]
 );

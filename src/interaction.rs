@@ -1,5 +1,5 @@
-//! The interaction types of both seed documents and the rules the SPEC attaches to each:
-//! what `event_value` means, whether a product is required, and which state table it syncs.
+//! The interaction types an application can log and the rules of each: what `event_value`
+//! means, whether a product is required, and which state table it syncs.
 //! This table is the single source of truth for validation; the SQL table
 //! `interaction_weights` holds only the tunable weights and counters.
 

@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 
 mod batch;
 mod cluster;
+mod error;
 mod gucs;
 mod interaction;
 mod ranking;
@@ -12,6 +13,7 @@ mod similarity;
 mod spi_util;
 mod tracking;
 mod transactions;
+mod user_context;
 mod validation;
 
 ::pgrx::pg_module_magic!();
@@ -48,7 +50,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/popular_products.sql",
     name = "popular_products",
-    requires = ["refresh_popularity"]
+    requires = ["refresh_popularity", validation::checked_limit]
 );
 extension_sql_file!(
     "../sql/preferences.sql",
@@ -70,6 +72,7 @@ extension_sql_file!(
     requires = [
         "refresh_user_preferences",
         similarity::compute_item_similarity,
+        validation::checked_limit,
         gucs::similarity_top_k
     ]
 );

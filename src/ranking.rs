@@ -1,5 +1,5 @@
-//! recommend() and rank_products(): the seed's blended ranking, computed in Rust from a handful
-//! of indexed lookups. Read-only, so both run in READ ONLY transactions and on hot standbys.
+//! recommend() and rank_products(): the blended ranking, computed in Rust from a handful of
+//! indexed lookups. Read-only, so both run in READ ONLY transactions and on hot standbys.
 //!
 //! score = w_base x base_relevance + w_pers x personalization + w_pop x popularity (GUC weights),
 //! each component in [0, 1]:
@@ -11,7 +11,8 @@
 //! * popularity = ln(1 + popularity_score) / ln(1 + the highest popularity_score).
 //!
 //! Products ordered within recent_order_window score x (1 - recent_order_penalty); the reported
-//! components are before the penalty.
+//! components are before the penalty. Cold-start users (decided by the SQL function
+//! popularity_engine.is_cold_start, the one rule) get no personalization: the cold-start list.
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,23 +20,19 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
+use crate::error::{During, EngineError, OrReport, Required};
 use crate::gucs;
-use crate::spi_util::raise;
-use crate::validation::{Rejection, Sqlstate};
+use crate::spi_util::{first_value, ids, rows};
+use crate::user_context::{load_user, UserContext};
+use crate::validation::{check_limit, check_user};
 
 /// rank, product_id, score, base_relevance, personalization, popularity, reason
 type RankedRow = (i32, i64, f64, f64, f64, f64, String);
 
-/// What the ranking knows about a user.
-#[derive(Default)]
-struct UserContext {
-    interactions: i64,
-    category_affinity: HashMap<String, f64>,
-    brand_affinity: HashMap<String, f64>,
-    recent_products: Vec<i64>,
-    median_price: Option<f64>,
-    recent_orders: HashSet<i64>,
-}
+/// Largest `n` of recommend().
+const MAX_N: i32 = 1000;
+/// Largest candidate list of rank_products().
+const MAX_CANDIDATES: usize = 10_000;
 
 /// Catalog and popularity facts about one candidate product.
 #[derive(Clone, Debug)]
@@ -66,171 +63,48 @@ struct Scored {
     reason: String,
 }
 
-fn rows<'c>(
-    client: &SpiClient<'c>,
-    sql: &str,
-    args: &[DatumWithOid],
-) -> pgrx::spi::SpiTupleTable<'c> {
-    client
-        .select(sql, None, args)
-        .unwrap_or_else(|e| panic!("ranking query failed: {e}"))
-}
-
-fn load_user(client: &SpiClient, user_id: i64) -> UserContext {
-    // the aggregated count, or the log's rows counted up to the threshold (enough to decide cold start)
-    let threshold = i64::from(gucs::COLD_START_THRESHOLD.get());
-    let mut ctx = UserContext {
-        interactions: rows(
-            client,
-            "SELECT greatest(
-                 coalesce((SELECT interaction_count FROM popularity_engine.user_profiles WHERE user_id = $1), 0),
-                 (SELECT count(*) FROM (SELECT 1 FROM popularity_engine.product_interactions
-                                         WHERE user_id = $1 AND product_id IS NOT NULL LIMIT $2) AS live))",
-            &[user_id.into(), threshold.into()],
-        )
-        .first()
-        .get_one::<i64>()
-        .ok()
-        .flatten()
-        .unwrap_or(0),
-        ..Default::default()
-    };
-    for row in rows(
-        client,
-        "SELECT dimension, value, affinity FROM popularity_engine.user_preferences
-          WHERE user_id = $1 AND affinity > 0",
-        &[user_id.into()],
-    ) {
-        let dimension: String = row.get(1).ok().flatten().unwrap_or_default();
-        let value: String = row.get(2).ok().flatten().unwrap_or_default();
-        let affinity: f64 = row.get(3).ok().flatten().unwrap_or(0.0);
-        match dimension.as_str() {
-            "category" => ctx.category_affinity.insert(value, affinity),
-            _ => ctx.brand_affinity.insert(value, affinity),
-        };
-    }
-    normalise(&mut ctx.category_affinity);
-    normalise(&mut ctx.brand_affinity);
-    for row in rows(
-        client,
-        "SELECT product_id FROM (
-             SELECT DISTINCT ON (product_id) product_id, occurred_at
-               FROM (SELECT product_id, occurred_at FROM popularity_engine.product_interactions
-                      WHERE user_id = $1 AND product_id IS NOT NULL
-                      ORDER BY occurred_at DESC LIMIT 100) r
-              ORDER BY product_id, occurred_at DESC) d
-          ORDER BY occurred_at DESC, product_id LIMIT 20",
-        &[user_id.into()],
-    ) {
-        if let Ok(Some(p)) = row.get::<i64>(1) {
-            ctx.recent_products.push(p);
-        }
-    }
-    ctx.median_price = rows(
-        client,
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY c.price::float8)
-           FROM (SELECT product_id FROM popularity_engine.product_interactions
-                  WHERE user_id = $1 AND product_id IS NOT NULL
-                  ORDER BY occurred_at DESC LIMIT 100) r
-           JOIN popularity_engine.catalog c ON c.product_id = r.product_id
-          WHERE c.price > 0",
-        &[user_id.into()],
-    )
-    .first()
-    .get_one::<f64>()
-    .ok()
-    .flatten();
-    let window = f64::from(gucs::RECENT_ORDER_WINDOW.get());
-    for row in rows(
-        client,
-        "SELECT DISTINCT product_id FROM popularity_engine.purchase_history
-          WHERE user_id = $1 AND purchased_at >= now() - make_interval(secs => $2)",
-        &[user_id.into(), window.into()],
-    ) {
-        if let Ok(Some(p)) = row.get::<i64>(1) {
-            ctx.recent_orders.insert(p);
-        }
-    }
-    ctx
-}
-
-fn normalise(map: &mut HashMap<String, f64>) {
-    let max = map.values().copied().fold(0.0, f64::max);
-    if max > 0.0 {
-        map.values_mut().for_each(|v| *v /= max);
-    }
-}
-
-fn ids(client: &SpiClient, sql: &str, args: &[DatumWithOid]) -> Vec<i64> {
-    rows(client, sql, args)
-        .filter_map(|r| r.get::<i64>(1).ok().flatten())
-        .collect()
-}
-
-fn load_products(client: &SpiClient, product_ids: &[i64]) -> HashMap<i64, Product> {
+fn load_products(
+    client: &SpiClient,
+    product_ids: &[i64],
+) -> Result<HashMap<i64, Product>, EngineError> {
+    const READING: &str = "reading the candidate products";
     let mut out = HashMap::new();
     for row in rows(
         client,
+        READING,
         "SELECT p.id, c.category, c.brand, c.price::float8, c.inventory, coalesce(c.is_active, true),
                 coalesce(s.popularity_score, 0), c.product_id IS NOT NULL
            FROM unnest($1::int8[]) AS p(id)
            LEFT JOIN popularity_engine.catalog c ON c.product_id = p.id
            LEFT JOIN popularity_engine.product_stats s ON s.product_id = p.id",
         &[product_ids.to_vec().into()],
-    ) {
-        let id: i64 = row.get(1).ok().flatten().expect("id");
-        out.insert(
+    )? {
+        let id: i64 = row.get(1).required(READING, "id")?;
+        let product = Product {
             id,
-            Product {
-                id,
-                category: row.get(2).ok().flatten(),
-                brand: row.get(3).ok().flatten(),
-                price: row.get(4).ok().flatten(),
-                inventory: row.get(5).ok().flatten(),
-                is_active: row.get(6).ok().flatten().unwrap_or(true),
-                popularity_score: row.get(7).ok().flatten().unwrap_or(0.0),
-                in_catalog: row.get(8).ok().flatten().unwrap_or(false),
-            },
-        );
+            category: row.get(2).during(READING)?,
+            brand: row.get(3).during(READING)?,
+            price: row.get(4).during(READING)?,
+            inventory: row.get(5).during(READING)?,
+            is_active: row.get(6).required(READING, "is_active")?,
+            popularity_score: row.get(7).required(READING, "popularity_score")?,
+            in_catalog: row.get(8).required(READING, "in_catalog")?,
+        };
+        out.insert(id, product);
     }
-    out
+    Ok(out)
 }
 
-fn max_popularity(client: &SpiClient) -> f64 {
-    rows(
+fn max_popularity(client: &SpiClient) -> Result<f64, EngineError> {
+    const READING: &str = "reading the highest popularity_score";
+    let top = rows(
         client,
+        READING,
         "SELECT popularity_score FROM popularity_engine.product_stats
           WHERE popularity_score > 0 ORDER BY popularity_score DESC LIMIT 1",
         &[],
-    )
-    .first()
-    .get_one::<f64>()
-    .ok()
-    .flatten()
-    .unwrap_or(0.0)
-}
-
-/// Best similarity of each product to one of `recent`: product -> (score, recent product).
-fn similarities(client: &SpiClient, recent: &[i64]) -> HashMap<i64, (f64, i64)> {
-    let mut best: HashMap<i64, (f64, i64)> = HashMap::new();
-    if recent.is_empty() {
-        return best;
-    }
-    for row in rows(
-        client,
-        "SELECT similar_product_id, product_id, score FROM popularity_engine.item_similarity
-          WHERE product_id = ANY ($1::int8[])",
-        &[recent.to_vec().into()],
-    ) {
-        let p: i64 = row.get(1).ok().flatten().expect("similar_product_id");
-        let from: i64 = row.get(2).ok().flatten().expect("product_id");
-        let score: f64 = row.get(3).ok().flatten().unwrap_or(0.0);
-        let entry = best.entry(p).or_insert((score, from));
-        if score > entry.0 || (score == entry.0 && from < entry.1) {
-            *entry = (score, from);
-        }
-    }
-    best
+    )?;
+    Ok(first_value::<f64>(top, READING)?.unwrap_or(0.0))
 }
 
 fn base_relevance(p: &Product, ctx: &UserContext) -> f64 {
@@ -247,23 +121,58 @@ fn base_relevance(p: &Product, ctx: &UserContext) -> f64 {
     0.5 * stock + 0.5 * price_fit
 }
 
-fn score(
-    p: &Product,
-    ctx: &UserContext,
-    sims: &HashMap<i64, (f64, i64)>,
+/// What scoring a product needs to know besides the product.
+struct Ranker<'a> {
+    ctx: &'a UserContext,
+    /// The highest popularity_score of all products.
     max_pop: f64,
-    relevance: Option<f64>,
-    personalised: bool,
-    fallback_reason: &str,
-) -> Scored {
-    let base = relevance.unwrap_or_else(|| base_relevance(p, ctx));
-    let popularity = if max_pop > 0.0 {
-        (1.0 + p.popularity_score).ln() / (1.0 + max_pop).ln()
-    } else {
-        0.0
-    };
-    let mut parts: Vec<(f64, String)> = Vec::new();
-    if personalised {
+}
+
+impl Ranker<'_> {
+    /// The blended score of `p`; `relevance` replaces the computed base relevance, and
+    /// `fallback_reason` is the reason when no personal component contributes.
+    fn score(&self, p: &Product, relevance: Option<f64>, fallback_reason: &str) -> Scored {
+        let ctx = self.ctx;
+        let base = relevance.unwrap_or_else(|| base_relevance(p, ctx));
+        let popularity = if self.max_pop > 0.0 {
+            (1.0 + p.popularity_score).ln() / (1.0 + self.max_pop).ln()
+        } else {
+            0.0
+        };
+        let parts = if ctx.cold {
+            Vec::new()
+        } else {
+            self.personal_parts(p)
+        };
+        let sum: f64 = parts.iter().map(|(v, _)| v).sum();
+        // (the empty sum is -0.0)
+        let personalization = if sum > 0.0 { sum.min(1.0) } else { 0.0 };
+        let reason = parts
+            .iter()
+            .filter(|(v, _)| *v > 0.0)
+            .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(&a.1)))
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| fallback_reason.to_string());
+        let mut total = gucs::WEIGHT_BASE_RELEVANCE.get() * base
+            + gucs::WEIGHT_PERSONALIZATION.get() * personalization
+            + gucs::WEIGHT_POPULARITY.get() * popularity;
+        if ctx.recent_orders.contains(&p.id) {
+            total *= 1.0 - gucs::RECENT_ORDER_PENALTY.get();
+        }
+        Scored {
+            product: p.clone(),
+            score: total,
+            base,
+            personalization,
+            popularity,
+            reason,
+        }
+    }
+
+    /// The weighted personal components of `p` with the reason each one gives.
+    fn personal_parts(&self, p: &Product) -> Vec<(f64, String)> {
+        let ctx = self.ctx;
+        let mut parts = Vec::new();
         if let Some(c) = &p.category {
             parts.push((
                 0.5 * ctx.category_affinity.get(c).copied().unwrap_or(0.0),
@@ -276,72 +185,23 @@ fn score(
                 format!("brand:{b}"),
             ));
         }
-        if let Some((s, from)) = sims.get(&p.id) {
+        if let Some((s, from)) = ctx.similar.get(&p.id) {
             parts.push((0.2 * s, format!("similar_to:{from}")));
         }
-    }
-    let sum: f64 = parts.iter().map(|(v, _)| v).sum();
-    // (the empty sum is -0.0)
-    let personalization = if sum > 0.0 { sum.min(1.0) } else { 0.0 };
-    let reason = parts
-        .iter()
-        .filter(|(v, _)| *v > 0.0)
-        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(&a.1)))
-        .map(|(_, r)| r.clone())
-        .unwrap_or_else(|| fallback_reason.to_string());
-    let mut total = gucs::WEIGHT_BASE_RELEVANCE.get() * base
-        + gucs::WEIGHT_PERSONALIZATION.get() * personalization
-        + gucs::WEIGHT_POPULARITY.get() * popularity;
-    if ctx.recent_orders.contains(&p.id) {
-        total *= 1.0 - gucs::RECENT_ORDER_PENALTY.get();
-    }
-    Scored {
-        product: p.clone(),
-        score: total,
-        base,
-        personalization,
-        popularity,
-        reason,
+        parts
     }
 }
 
-fn check_n(function: &'static str, n: Option<i32>) -> usize {
-    match n {
-        Some(n) if (1..=1000).contains(&n) => n as usize,
-        _ => raise(
-            function,
-            Rejection {
-                sqlstate: Sqlstate::InvalidParameterValue,
-                message: format!(
-                    "n = {} is not allowed: expected 1 to 1000",
-                    n.map_or("NULL".into(), |v| v.to_string())
-                ),
-                hint: None,
-            },
-        ),
-    }
+/// Best first, ties by product id.
+fn by_score(a: &Scored, b: &Scored) -> std::cmp::Ordering {
+    b.score
+        .total_cmp(&a.score)
+        .then(a.product.id.cmp(&b.product.id))
 }
 
-fn required_user(function: &'static str, user_id: Option<i64>) -> i64 {
-    match user_id {
-        Some(u) if u > 0 => u,
-        Some(u) => raise(
-            function,
-            Rejection {
-                sqlstate: Sqlstate::InvalidParameterValue,
-                message: format!("user_id {u} is not allowed: ids must be positive integers"),
-                hint: None,
-            },
-        ),
-        None => raise(
-            function,
-            Rejection {
-                sqlstate: Sqlstate::NotNullViolation,
-                message: "user_id is required".into(),
-                hint: None,
-            },
-        ),
-    }
+/// The `n` of recommend(), checked like every other `n`.
+fn check_n(n: Option<i32>) -> Result<usize, EngineError> {
+    check_limit(n, MAX_N).map(|n| n as usize)
 }
 
 fn output(rows: Vec<Scored>) -> TableIterator<'static, RankedRow> {
@@ -358,7 +218,142 @@ fn output(rows: Vec<Scored>) -> TableIterator<'static, RankedRow> {
     }))
 }
 
-/// Personalised recommendations for a user, best first.
+const TOP_IN_CATEGORY: &str = "SELECT s.product_id FROM popularity_engine.product_stats s
+  WHERE s.category = $1 AND ($2::text IS NULL OR s.category = $2) AND s.popularity_score > 0
+  ORDER BY s.popularity_score DESC, s.product_id LIMIT $3";
+const TOP_OF_BRAND: &str = "SELECT s.product_id FROM popularity_engine.product_stats s
+  WHERE s.brand = $1 AND ($2::text IS NULL OR s.category = $2) AND s.popularity_score > 0
+  ORDER BY s.popularity_score DESC, s.product_id LIMIT $3";
+const TRENDING: &str = "SELECT s.product_id FROM popularity_engine.product_stats s
+   LEFT JOIN popularity_engine.catalog c ON c.product_id = s.product_id
+  WHERE s.trend_fwd > 0 AND s.trend_events > 0 AND ($1::text IS NULL OR c.category = $1)
+  ORDER BY s.trend_fwd DESC, s.product_id LIMIT $2";
+const POPULAR: &str = "SELECT s.product_id FROM popularity_engine.product_stats s
+   LEFT JOIN popularity_engine.catalog c ON c.product_id = s.product_id
+  WHERE s.popularity_score > 0 AND ($1::text IS NULL OR c.category = $1)
+  ORDER BY s.popularity_score DESC, s.product_id LIMIT $2";
+
+/// The candidate sources of recommend(), each product with the source that found it first:
+/// personal (products similar to the user's recent ones, the top products of the user's 3
+/// strongest categories and 2 strongest brands; not for a cold user), then trending, then popular.
+/// At most `pool` products per source query.
+fn candidate_sources(
+    client: &SpiClient,
+    ranker: &Ranker,
+    category: Option<&str>,
+    pool: i64,
+) -> Result<Vec<(i64, Source)>, EngineError> {
+    let ctx = ranker.ctx;
+    let cat = || -> DatumWithOid { category.map(str::to_owned).into() };
+    let mut sources: Vec<(i64, Source)> = Vec::new();
+    if !ctx.cold {
+        let mut similar: Vec<(&i64, &(f64, i64))> = ctx.similar.iter().collect();
+        similar.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then(a.0.cmp(b.0)));
+        sources.extend(
+            similar
+                .into_iter()
+                .take(pool as usize)
+                .map(|(p, _)| (*p, Source::Personal)),
+        );
+        for (affinity, take, sql) in [
+            (&ctx.category_affinity, 3, TOP_IN_CATEGORY),
+            (&ctx.brand_affinity, 2, TOP_OF_BRAND),
+        ] {
+            let mut best: Vec<(&String, &f64)> = affinity.iter().collect();
+            best.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+            for (value, _) in best.into_iter().take(take) {
+                let args = [value.clone().into(), cat(), pool.into()];
+                let found = ids(client, "reading the user's top products", sql, &args)?;
+                sources.extend(found.into_iter().map(|p| (p, Source::Personal)));
+            }
+        }
+    }
+    let trending = ids(
+        client,
+        "reading trending products",
+        TRENDING,
+        &[cat(), pool.into()],
+    )?;
+    sources.extend(trending.into_iter().map(|p| (p, Source::Trending)));
+    let popular = ids(
+        client,
+        "reading popular products",
+        POPULAR,
+        &[cat(), pool.into()],
+    )?;
+    sources.extend(popular.into_iter().map(|p| (p, Source::Popular)));
+
+    // first source wins: personal before trending before popular
+    let mut seen = HashSet::new();
+    sources.retain(|(p, _)| seen.insert(*p));
+    Ok(sources)
+}
+
+/// Whether recommend() may show `p`: catalogued, active, in stock (or stock unknown), not
+/// excluded and in the requested category.
+fn recommendable(p: &Product, excluded: &HashSet<i64>, category: Option<&str>) -> bool {
+    p.in_catalog
+        && p.is_active
+        && p.inventory.is_none_or(|i| i > 0)
+        && !excluded.contains(&p.id)
+        && category.is_none_or(|c| p.category.as_deref() == Some(c))
+}
+
+/// Scores the recommendable candidates and orders them: by score, or for a cold user the
+/// cold-start list (trending first, then popular, each in its own order).
+fn score_candidates(
+    ranker: &Ranker,
+    sources: &[(i64, Source)],
+    products: &HashMap<i64, Product>,
+    excluded: &HashSet<i64>,
+    category: Option<&str>,
+) -> Vec<Scored> {
+    let cold = ranker.ctx.cold;
+    let mut scored: Vec<(Source, Scored)> = sources
+        .iter()
+        .filter_map(|(id, source)| products.get(id).map(|p| (*source, p)))
+        .filter(|(_, p)| recommendable(p, excluded, category))
+        .map(|(source, p)| {
+            let fallback = match (cold, source) {
+                (true, _) => "cold_start",
+                (false, Source::Trending) => "trending",
+                (false, _) => "popular",
+            };
+            (source, ranker.score(p, None, fallback))
+        })
+        .collect();
+    if cold {
+        scored.sort_by_key(|(source, _)| (*source != Source::Trending) as u8);
+    } else {
+        scored.sort_by(|a, b| by_score(&a.1, &b.1));
+    }
+    scored.into_iter().map(|(_, s)| s).collect()
+}
+
+/// The first `n` of `scored` with at most `per_category` per category (products without a
+/// category count as one category).
+fn diversify(scored: Vec<Scored>, n: usize, per_category: usize) -> Vec<Scored> {
+    let mut per_cat: HashMap<Option<String>, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(n);
+    for s in scored {
+        let used = per_cat.entry(s.product.category.clone()).or_insert(0);
+        if *used >= per_category {
+            continue;
+        }
+        *used += 1;
+        out.push(s);
+        if out.len() == n {
+            break;
+        }
+    }
+    out
+}
+
+/// Personalised recommendations for user_id: score = w_base x base_relevance + w_pers x
+/// personalization + w_pop x popularity, x (1 - recent_order_penalty) for recent orders, at most
+/// max_per_category per category, never out-of-stock, inactive, uncatalogued or excluded
+/// products. Users with fewer than cold_start_threshold interactions get the cold-start list
+/// (trending, then popular). Read-only.
 #[pg_extern(stable, parallel_safe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn recommend(
@@ -378,138 +373,44 @@ fn recommend(
         name!(reason, String),
     ),
 > {
-    const F: &str = "popularity_engine.recommend";
-    let user_id = required_user(F, user_id);
-    let n = check_n(F, n);
-    let excluded: HashSet<i64> = exclude.unwrap_or_default().into_iter().flatten().collect();
-    let per_category = gucs::MAX_PER_CATEGORY.get().max(1) as usize;
-
-    let ranked = Spi::connect(|client| {
-        let ctx = load_user(client, user_id);
-        let cold = ctx.interactions < i64::from(gucs::COLD_START_THRESHOLD.get());
-        let pool = (n * 4).max(50) as i64;
-        let cat = || -> DatumWithOid { category.map(str::to_owned).into() };
-        let trending = ids(
-            client,
-            "SELECT s.product_id FROM popularity_engine.product_stats s
-               LEFT JOIN popularity_engine.catalog c ON c.product_id = s.product_id
-              WHERE s.trend_fwd > 0 AND s.trend_events > 0 AND ($1::text IS NULL OR c.category = $1)
-              ORDER BY s.trend_fwd DESC, s.product_id LIMIT $2",
-            &[cat(), pool.into()],
-        );
-        let popular = ids(
-            client,
-            "SELECT s.product_id FROM popularity_engine.product_stats s
-               LEFT JOIN popularity_engine.catalog c ON c.product_id = s.product_id
-              WHERE s.popularity_score > 0 AND ($1::text IS NULL OR c.category = $1)
-              ORDER BY s.popularity_score DESC, s.product_id LIMIT $2",
-            &[cat(), pool.into()],
-        );
-        let mut sources: Vec<(i64, Source)> = Vec::new();
-        let mut sims = HashMap::new();
-        if !cold {
-            sims = similarities(client, &ctx.recent_products);
-            let mut sim_list: Vec<(&i64, &(f64, i64))> = sims.iter().collect();
-            sim_list.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then(a.0.cmp(b.0)));
-            sources.extend(
-                sim_list
-                    .into_iter()
-                    .take(pool as usize)
-                    .map(|(p, _)| (*p, Source::Personal)),
-            );
-            let mut top = |map: &HashMap<String, f64>, take: usize, sql: &str| {
-                let mut best: Vec<(&String, &f64)> = map.iter().collect();
-                best.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-                for (value, _) in best.into_iter().take(take) {
-                    let found = ids(
-                        client,
-                        sql,
-                        &[
-                            value.clone().into(),
-                            category.map(str::to_owned).into(),
-                            pool.into(),
-                        ],
-                    );
-                    sources.extend(found.into_iter().map(|p| (p, Source::Personal)));
-                }
-            };
-            top(
-                &ctx.category_affinity,
-                3,
-                "SELECT s.product_id FROM popularity_engine.product_stats s
-                  WHERE s.category = $1 AND ($2::text IS NULL OR s.category = $2) AND s.popularity_score > 0
-                  ORDER BY s.popularity_score DESC, s.product_id LIMIT $3",
-            );
-            top(
-                &ctx.brand_affinity,
-                2,
-                "SELECT s.product_id FROM popularity_engine.product_stats s
-                  WHERE s.brand = $1 AND ($2::text IS NULL OR s.category = $2) AND s.popularity_score > 0
-                  ORDER BY s.popularity_score DESC, s.product_id LIMIT $3",
-            );
-        }
-        sources.extend(trending.into_iter().map(|p| (p, Source::Trending)));
-        sources.extend(popular.into_iter().map(|p| (p, Source::Popular)));
-
-        // first source wins: personal before trending before popular
-        let mut seen = HashSet::new();
-        sources.retain(|(p, _)| seen.insert(*p));
-        let all: Vec<i64> = sources.iter().map(|(p, _)| *p).collect();
-        let products = load_products(client, &all);
-        let max_pop = max_popularity(client);
-
-        let mut scored: Vec<(Source, Scored)> = sources
-            .iter()
-            .filter_map(|(id, source)| products.get(id).map(|p| (*source, p)))
-            .filter(|(_, p)| {
-                p.in_catalog
-                    && p.is_active
-                    && p.inventory.is_none_or(|i| i > 0)
-                    && !excluded.contains(&p.id)
-                    && category.is_none_or(|c| p.category.as_deref() == Some(c))
-            })
-            .map(|(source, p)| {
-                let fallback = match (cold, source) {
-                    (true, _) => "cold_start",
-                    (false, Source::Trending) => "trending",
-                    (false, _) => "popular",
-                };
-                (
-                    source,
-                    score(p, &ctx, &sims, max_pop, None, !cold, fallback),
-                )
-            })
-            .collect();
-        if cold {
-            // the cold-start list: trending first, then popular, each in its own order
-            scored.sort_by_key(|(source, _)| (*source != Source::Trending) as u8);
-        } else {
-            scored.sort_by(|a, b| {
-                b.1.score
-                    .total_cmp(&a.1.score)
-                    .then(a.1.product.id.cmp(&b.1.product.id))
-            });
-        }
-        let mut per_cat: HashMap<Option<String>, usize> = HashMap::new();
-        let mut out = Vec::with_capacity(n);
-        for (_, s) in scored {
-            let used = per_cat.entry(s.product.category.clone()).or_insert(0);
-            if *used >= per_category {
-                continue;
-            }
-            *used += 1;
-            out.push(s);
-            if out.len() == n {
-                break;
-            }
-        }
-        out
-    });
-    output(ranked)
+    output(recommendations(user_id, n, category, exclude).or_report("popularity_engine.recommend"))
 }
 
-/// Re-ranks an application's candidates (e.g. search results) with the same blend; `relevance`,
-/// when given, is the base relevance of each candidate.
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.recommend(bigint, integer, text, bigint[]) IS
+  'Personalised recommendations for user_id: score = w_base x base_relevance + w_pers x personalization + w_pop x popularity, x (1 - recent_order_penalty) for recent orders, at most max_per_category per category, never out-of-stock, inactive, uncatalogued or excluded products. Users with fewer than cold_start_threshold interactions get the cold-start list (trending, then popular). Read-only.';"#,
+    name = "recommend_comment",
+    requires = [recommend]
+);
+
+fn recommendations(
+    user_id: Option<i64>,
+    n: Option<i32>,
+    category: Option<&str>,
+    exclude: Option<Vec<Option<i64>>>,
+) -> Result<Vec<Scored>, EngineError> {
+    let user_id = check_user(user_id)?;
+    let n = check_n(n)?;
+    let excluded: HashSet<i64> = exclude.unwrap_or_default().into_iter().flatten().collect();
+    let per_category = gucs::MAX_PER_CATEGORY.get().max(1) as usize;
+    Spi::connect(|client| {
+        let ctx = load_user(client, user_id)?;
+        let ranker = Ranker {
+            ctx: &ctx,
+            max_pop: max_popularity(client)?,
+        };
+        let pool = (n * 4).max(50) as i64;
+        let sources = candidate_sources(client, &ranker, category, pool)?;
+        let all: Vec<i64> = sources.iter().map(|(p, _)| *p).collect();
+        let products = load_products(client, &all)?;
+        let scored = score_candidates(&ranker, &sources, &products, &excluded, category);
+        Ok(diversify(scored, n, per_category))
+    })
+}
+
+/// Re-ranks an application's candidates (e.g. search results) for user_id with the recommend()
+/// blend; `relevance`, when given, is each candidate's base relevance. Returns every candidate
+/// once. Read-only.
 #[pg_extern(stable, parallel_safe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn rank_products(
@@ -528,94 +429,197 @@ fn rank_products(
         name!(reason, String),
     ),
 > {
-    const F: &str = "popularity_engine.rank_products";
-    let user_id = required_user(F, user_id);
-    let invalid = |m: String| {
-        raise(
-            F,
-            Rejection {
-                sqlstate: Sqlstate::InvalidParameterValue,
-                message: m,
-                hint: None,
-            },
-        )
-    };
+    output(ranking(user_id, product_ids, relevance).or_report("popularity_engine.rank_products"))
+}
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.rank_products(bigint, bigint[], double precision[]) IS
+  'Re-ranks an application''s candidates (e.g. search results) for user_id with the recommend() blend; relevance, when given, is each candidate''s base relevance. Returns every candidate once. Read-only.';"#,
+    name = "rank_products_comment",
+    requires = [rank_products]
+);
+
+fn ranking(
+    user_id: Option<i64>,
+    product_ids: Option<Vec<Option<i64>>>,
+    relevance: Option<Vec<Option<f64>>>,
+) -> Result<Vec<Scored>, EngineError> {
+    const READING: &str = "reading the candidate products";
+    let user_id = check_user(user_id)?;
+    let candidates = checked_candidates(product_ids, relevance)?;
+    Spi::connect(|client| {
+        let ctx = load_user(client, user_id)?;
+        let candidate_ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
+        let products = load_products(client, &candidate_ids)?;
+        let ranker = Ranker {
+            ctx: &ctx,
+            max_pop: max_popularity(client)?,
+        };
+        let mut scored = candidates
+            .iter()
+            .map(|(id, rel)| {
+                let p = products
+                    .get(id)
+                    .ok_or(EngineError::no_value(READING, "product"))?;
+                let fallback = match (ctx.cold, rel) {
+                    (true, _) => "cold_start",
+                    (false, Some(_)) => "relevance",
+                    (false, None) => "popular",
+                };
+                Ok(ranker.score(p, *rel, fallback))
+            })
+            .collect::<Result<Vec<Scored>, EngineError>>()?;
+        scored.sort_by(by_score);
+        Ok(scored)
+    })
+}
+
+/// rank_products()' candidates, each once (its first position decides its relevance), with
+/// their relevance if given.
+fn checked_candidates(
+    product_ids: Option<Vec<Option<i64>>>,
+    relevance: Option<Vec<Option<f64>>>,
+) -> Result<Vec<(i64, Option<f64>)>, EngineError> {
     let Some(product_ids) = product_ids else {
-        raise(
-            F,
-            Rejection {
-                sqlstate: Sqlstate::NotNullViolation,
-                message: "product_ids is required".into(),
-                hint: None,
-            },
-        )
+        return Err(EngineError::missing("product_ids is required"));
     };
-    if product_ids.len() > 10_000 {
-        invalid(format!(
-            "product_ids has {} elements; at most 10000 are allowed",
+    if product_ids.len() > MAX_CANDIDATES {
+        return Err(EngineError::invalid(format!(
+            "product_ids has {} elements; at most {MAX_CANDIDATES} are allowed",
             product_ids.len()
-        ));
+        )));
     }
-    let mut candidates = Vec::with_capacity(product_ids.len());
+    let mut firsts = Vec::with_capacity(product_ids.len());
     let mut seen = HashSet::new();
     for (i, p) in product_ids.iter().enumerate() {
         match p {
             Some(p) if *p > 0 => {
                 if seen.insert(*p) {
-                    candidates.push((i, *p));
+                    firsts.push((i, *p));
                 }
             }
-            _ => invalid(format!(
-                "product_ids[{}] must be a positive product id",
-                i + 1
-            )),
+            _ => {
+                return Err(EngineError::invalid(format!(
+                    "product_ids[{}] must be a positive product id",
+                    i + 1
+                )))
+            }
         }
     }
     if let Some(r) = &relevance {
         if r.len() != product_ids.len() {
-            invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "relevance has {} elements but product_ids has {}: give one relevance per product",
                 r.len(),
                 product_ids.len()
-            ));
+            )));
         }
-        for (i, v) in r.iter().enumerate() {
-            if !v.is_some_and(|v| (0.0..=1.0).contains(&v)) {
-                invalid(format!("relevance[{}] must be a number from 0 to 1", i + 1));
-            }
+        if let Some(i) = r
+            .iter()
+            .position(|v| !v.is_some_and(|v| (0.0..=1.0).contains(&v)))
+        {
+            return Err(EngineError::invalid(format!(
+                "relevance[{}] must be a number from 0 to 1",
+                i + 1
+            )));
         }
     }
-    let ranked = Spi::connect(|client| {
-        let ctx = load_user(client, user_id);
-        let cold = ctx.interactions < i64::from(gucs::COLD_START_THRESHOLD.get());
-        let sims = if cold {
-            HashMap::new()
-        } else {
-            similarities(client, &ctx.recent_products)
+    let relevance_at = |i: usize| relevance.as_ref().and_then(|r| r.get(i).copied().flatten());
+    Ok(firsts
+        .into_iter()
+        .map(|(i, p)| (p, relevance_at(i)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(r: Result<Vec<(i64, Option<f64>)>, EngineError>) -> String {
+        r.unwrap_err().message("popularity_engine.rank_products")
+    }
+
+    #[test]
+    fn candidates_are_checked_in_order_and_kept_once() {
+        assert_eq!(
+            checked_candidates(None, None),
+            Err(EngineError::missing("product_ids is required"))
+        );
+        assert_eq!(
+            message(checked_candidates(Some(vec![Some(1), Some(2)]), Some(vec![Some(0.5)]))),
+            "popularity_engine.rank_products: relevance has 1 elements but product_ids has 2: give one relevance per product"
+        );
+        assert_eq!(
+            message(checked_candidates(
+                Some(vec![Some(1)]),
+                Some(vec![Some(1.5)])
+            )),
+            "popularity_engine.rank_products: relevance[1] must be a number from 0 to 1"
+        );
+        assert_eq!(
+            message(checked_candidates(
+                Some(vec![Some(1), Some(0)]),
+                Some(vec![Some(9.0)])
+            )),
+            "popularity_engine.rank_products: product_ids[2] must be a positive product id"
+        );
+        // a repeated product keeps its first position's relevance
+        assert_eq!(
+            checked_candidates(
+                Some(vec![Some(7), Some(3), Some(7)]),
+                Some(vec![Some(0.1), None, Some(0.9)])
+            )
+            .map(|_| ()),
+            Err(EngineError::invalid(
+                "relevance[2] must be a number from 0 to 1"
+            ))
+        );
+        assert_eq!(
+            checked_candidates(
+                Some(vec![Some(7), Some(3), Some(7)]),
+                Some(vec![Some(0.1), Some(0.2), Some(0.9)])
+            ),
+            Ok(vec![(7, Some(0.1)), (3, Some(0.2))])
+        );
+        assert_eq!(
+            check_n(Some(1001))
+                .unwrap_err()
+                .message("popularity_engine.recommend"),
+            "popularity_engine.recommend: n = 1001 is not allowed: expected 1 to 1000"
+        );
+    }
+
+    #[test]
+    fn diversity_cap_counts_per_category() {
+        let product = |id, category: Option<&str>| Scored {
+            product: Product {
+                id,
+                category: category.map(str::to_owned),
+                brand: None,
+                price: None,
+                inventory: None,
+                is_active: true,
+                popularity_score: 0.0,
+                in_catalog: true,
+            },
+            score: 0.0,
+            base: 0.0,
+            personalization: 0.0,
+            popularity: 0.0,
+            reason: String::new(),
         };
-        let ids: Vec<i64> = candidates.iter().map(|c| c.1).collect();
-        let products = load_products(client, &ids);
-        let max_pop = max_popularity(client);
-        let mut scored: Vec<Scored> = candidates
+        let scored = vec![
+            product(1, Some("a")),
+            product(2, Some("a")),
+            product(3, None),
+            product(4, Some("b")),
+            product(5, None),
+            product(6, None),
+        ];
+        let kept: Vec<i64> = diversify(scored, 4, 1)
             .iter()
-            .map(|(i, id)| {
-                let rel = relevance.as_ref().and_then(|r| r[*i]);
-                let fallback = if cold {
-                    "cold_start"
-                } else if rel.is_some() {
-                    "relevance"
-                } else {
-                    "popular"
-                };
-                score(&products[id], &ctx, &sims, max_pop, rel, !cold, fallback)
-            })
+            .map(|s| s.product.id)
             .collect();
-        scored.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then(a.product.id.cmp(&b.product.id))
-        });
-        scored
-    });
-    output(ranked)
+        assert_eq!(kept, vec![1, 3, 4]);
+    }
 }

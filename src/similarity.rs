@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
+use crate::error::{During, EngineError, OrReport, Required};
 use crate::gucs::SIMILARITY_TOP_K;
 
 const MAX_ITEMS_PER_USER: usize = 200;
@@ -78,7 +79,7 @@ struct Interactions {
 }
 
 /// Streams user_item_weights in user order and builds the normalised user vectors.
-fn load_interactions() -> Interactions {
+fn load_interactions() -> Result<Interactions, EngineError> {
     let mut product_index: HashMap<i64, u32> = HashMap::new();
     let mut products: Vec<i64> = Vec::new();
     let mut users = Csr {
@@ -103,23 +104,24 @@ fn load_interactions() -> Interactions {
         row.clear();
     };
 
+    const READING: &str = "reading user_item_weights";
     Spi::connect(|client| {
-        let mut cursor = client.open_cursor(
-            "SELECT user_id, product_id, weight FROM popularity_engine.user_item_weights
-              WHERE weight > 0 ORDER BY user_id, product_id",
-            &[],
-        );
+        let mut cursor = client
+            .try_open_cursor(
+                "SELECT user_id, product_id, weight FROM popularity_engine.user_item_weights
+                  WHERE weight > 0 ORDER BY user_id, product_id",
+                &[],
+            )
+            .during(READING)?;
         loop {
-            let chunk = cursor
-                .fetch(FETCH_ROWS)
-                .expect("fetching user_item_weights");
+            let chunk = cursor.fetch(FETCH_ROWS).during(READING)?;
             if chunk.is_empty() {
                 break;
             }
             for tuple in chunk {
-                let user: i64 = tuple.get(1).ok().flatten().expect("user_id");
-                let product: i64 = tuple.get(2).ok().flatten().expect("product_id");
-                let weight: f64 = tuple.get(3).ok().flatten().expect("weight");
+                let user: i64 = tuple.get(1).required(READING, "user_id")?;
+                let product: i64 = tuple.get(2).required(READING, "product_id")?;
+                let weight: f64 = tuple.get(3).required(READING, "weight")?;
                 if current_user != Some(user) {
                     flush(&mut row, &mut users);
                     current_user = Some(user);
@@ -132,9 +134,10 @@ fn load_interactions() -> Interactions {
             }
             pg_sys::check_for_interrupts!();
         }
-    });
+        Ok::<_, EngineError>(())
+    })?;
     flush(&mut row, &mut users);
-    Interactions { users, products }
+    Ok(Interactions { users, products })
 }
 
 /// Top-k neighbours of every product: (product, neighbour, score), best first per product.
@@ -200,12 +203,25 @@ fn top_k_neighbours(
     out
 }
 
-/// Replaces item_similarity with freshly computed neighbours; returns how many pairs it wrote.
+/// Internal: computes the top-K similar products per product and replaces item_similarity;
+/// returns the number of pairs. Call refresh_item_similarity() instead.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn compute_item_similarity() -> i64 {
+    replace_item_similarity().or_report("popularity_engine.compute_item_similarity")
+}
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.compute_item_similarity() IS
+  'Internal: computes the top-K similar products per product in Rust and replaces item_similarity; returns the number of pairs. Call refresh_item_similarity() instead.';"#,
+    name = "compute_item_similarity_comment",
+    requires = [compute_item_similarity]
+);
+
+fn replace_item_similarity() -> Result<i64, EngineError> {
+    const WRITING: &str = "writing item_similarity";
     let k = SIMILARITY_TOP_K.get().max(1) as usize;
-    let data = load_interactions();
+    let data = load_interactions()?;
     let pairs = top_k_neighbours(&data, k, || {
         pg_sys::check_for_interrupts!();
     });
@@ -213,7 +229,7 @@ fn compute_item_similarity() -> i64 {
     Spi::connect_mut(|client| {
         client
             .update("DELETE FROM popularity_engine.item_similarity", None, &[])
-            .expect("clearing item_similarity");
+            .during("clearing item_similarity")?;
         for chunk in pairs.chunks(WRITE_ROWS) {
             let products: Vec<i64> = chunk.iter().map(|p| p.0).collect();
             let similar: Vec<i64> = chunk.iter().map(|p| p.1).collect();
@@ -226,11 +242,11 @@ fn compute_item_similarity() -> i64 {
                     None,
                     &args,
                 )
-                .expect("writing item_similarity");
+                .during(WRITING)?;
             pg_sys::check_for_interrupts!();
         }
-    });
-    pairs.len() as i64
+        Ok(pairs.len() as i64)
+    })
 }
 
 #[cfg(test)]

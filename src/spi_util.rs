@@ -1,17 +1,17 @@
 //! SPI helpers: statements prepared once per backend and reused (the tracking hot path), and
-//! raising a validation `Rejection` as a Postgres ERROR with its SQLSTATE.
+//! reading the single value of a one-row result. Failures come back as `EngineError`s that say
+//! what was being done.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use pgrx::datum::DatumWithOid;
-use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::pg_sys::PgOid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
 
-use crate::validation::{Rejection, Sqlstate};
+use crate::error::{During, EngineError, Required};
 
 thread_local! {
     /// Plans keyed by their SQL text. Postgres' plan cache re-plans them after DDL, so they stay
@@ -20,44 +20,60 @@ thread_local! {
         RefCell::new(HashMap::new());
 }
 
-/// Runs `sql` with `args`, preparing it on first use in this backend. Every statement here is
-/// fully schema-qualified, so the plan does not depend on the caller's search_path.
+/// Runs `sql` with `args`, preparing it on first use in this backend; `doing` names the step in
+/// an error ("storing the interaction"). Every statement here is fully schema-qualified, so the
+/// plan does not depend on the caller's search_path.
 pub fn run_cached<'conn>(
     client: &mut SpiClient<'conn>,
+    doing: &'static str,
     sql: &'static str,
     arg_types: &[PgOid],
     args: &[DatumWithOid],
-) -> SpiTupleTable<'conn> {
+) -> Result<SpiTupleTable<'conn>, EngineError> {
     let plan = PLANS.with(|plans| plans.borrow().get(sql).cloned());
     let plan = match plan {
         Some(plan) => plan,
         None => {
-            let prepared = client
-                .prepare_mut(sql, arg_types)
-                .unwrap_or_else(|e| panic!("preparing an internal statement failed: {e}"))
-                .keep();
-            let prepared = Rc::new(prepared);
+            let prepared = Rc::new(client.prepare_mut(sql, arg_types).during(doing)?.keep());
             PLANS.with(|plans| plans.borrow_mut().insert(sql, prepared.clone()));
             prepared
         }
     };
-    client
-        .update(&*plan, None, args)
-        .unwrap_or_else(|e| panic!("an internal statement failed: {e}"))
+    client.update(&*plan, None, args).during(doing)
 }
 
-/// Raises `rejection` as an ERROR (22023 or 23502) from `function`.
-pub fn raise(function: &'static str, rejection: Rejection) -> ! {
-    let code = match rejection.sqlstate {
-        Sqlstate::InvalidParameterValue => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        Sqlstate::NotNullViolation => PgSqlErrorCode::ERRCODE_NOT_NULL_VIOLATION,
-    };
-    let mut report = ErrorReport::new(code, format!("{function}: {}", rejection.message), function);
-    if let Some(hint) = rejection.hint {
-        report = report.set_hint(hint);
+/// The first column of the first row of `table`: `None` when there is no row or the value is
+/// NULL.
+pub fn first_value<T: FromDatum + IntoDatum>(
+    table: SpiTupleTable,
+    doing: &'static str,
+) -> Result<Option<T>, EngineError> {
+    if table.is_empty() {
+        return Ok(None);
     }
-    report.report(PgLogLevel::ERROR);
-    unreachable!("ERROR does not return")
+    table.first().get_one::<T>().during(doing)
+}
+
+/// Runs a read-only query; `doing` names the step in an error.
+pub fn rows<'c>(
+    client: &SpiClient<'c>,
+    doing: &'static str,
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Result<SpiTupleTable<'c>, EngineError> {
+    client.select(sql, None, args).during(doing)
+}
+
+/// The product ids in the first column of a query's rows.
+pub fn ids(
+    client: &SpiClient,
+    doing: &'static str,
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Result<Vec<i64>, EngineError> {
+    rows(client, doing, sql, args)?
+        .map(|r| r.get::<i64>(1).required(doing, "product_id"))
+        .collect()
 }
 
 pub fn oid(builtin: pg_sys::PgBuiltInOids) -> PgOid {

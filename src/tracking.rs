@@ -11,10 +11,11 @@ use pgrx::{JsonB, Uuid};
 use serde_json::Value;
 
 use crate::batch::{parse_batch, BatchEvent};
+use crate::error::{EngineError, OrReport, Required};
 use crate::interaction::{interaction_type, StateSync};
-use crate::spi_util::{oid, raise, run_cached};
+use crate::spi_util::{first_value, oid, run_cached};
 use crate::validation::{
-    self, check_positive_id, check_text, check_timestamp, RawEvent, Rejection, ValidEvent,
+    self, check_positive_id, check_text, check_timestamp, RawEvent, ValidEvent,
 };
 
 const INSERT_EVENT: &str = "\
@@ -105,24 +106,26 @@ pub fn now_micros() -> i64 {
     unsafe { pg_sys::GetCurrentTimestamp() }
 }
 
-pub fn timestamp(micros: i64) -> TimestampWithTimeZone {
-    TimestampWithTimeZone::try_from(micros).expect("validated timestamps are in range")
+/// A validated time as a Postgres timestamptz (validated times are always in range).
+pub fn timestamp(micros: i64) -> Result<TimestampWithTimeZone, EngineError> {
+    TimestampWithTimeZone::try_from(micros)
+        .map_err(|_| EngineError::invalid(format!("timestamp {micros} is out of range")))
 }
 
 fn micros(ts: Option<TimestampWithTimeZone>) -> Option<i64> {
     ts.map(|t| t.into_inner())
 }
 
-fn event_args(ev: &ValidEvent) -> Vec<DatumWithOid<'static>> {
-    vec![
+fn event_args(ev: &ValidEvent) -> Result<Vec<DatumWithOid<'static>>, EngineError> {
+    Ok(vec![
         ev.user_id.into(),
         ev.product_id.into(),
         ev.itype.label().into(),
         ev.event_value.into(),
-        timestamp(ev.occurred_at).into(),
+        timestamp(ev.occurred_at)?.into(),
         ev.session_id.clone().into(),
         ev.metadata.clone().map(JsonB).into(),
-    ]
+    ])
 }
 
 const EVENT_TYPES: [B; 7] = [
@@ -135,121 +138,134 @@ const EVENT_TYPES: [B; 7] = [
     B::JSONBOID,
 ];
 
+const STORING: &str = "storing the interaction";
+
 /// Stores one event; returns its id and whether it is new (false: a retry of a known event_id).
-fn store_event(client: &mut SpiClient, ev: &ValidEvent, event_id: Option<Uuid>) -> (i64, bool) {
-    let mut args = event_args(ev);
+fn store_event(
+    client: &mut SpiClient,
+    ev: &ValidEvent,
+    event_id: Option<Uuid>,
+) -> Result<(i64, bool), EngineError> {
+    let mut args = event_args(ev)?;
     let types: Vec<_> = EVENT_TYPES.iter().map(|t| oid(*t)).collect();
     let Some(event_id) = event_id else {
-        let id = run_cached(client, INSERT_EVENT, &types, &args)
-            .first()
-            .get_one::<i64>();
-        return (
-            id.ok()
-                .flatten()
-                .expect("INSERT ... RETURNING id returns the id"),
-            true,
-        );
+        let stored = run_cached(client, STORING, INSERT_EVENT, &types, &args)?;
+        let id = first_value::<i64>(stored, STORING)?;
+        return Ok((id.ok_or(EngineError::no_value(STORING, "id"))?, true));
     };
     args.push(event_id.into());
     let mut keyed_types = types;
     keyed_types.push(oid(B::UUIDOID));
-    let stored = run_cached(client, INSERT_KEYED_EVENT, &keyed_types, &args);
-    if let Ok(Some(id)) = stored.first().get_one::<i64>() {
-        return (id, true);
+    let stored = run_cached(client, STORING, INSERT_KEYED_EVENT, &keyed_types, &args)?;
+    if let Some(id) = first_value::<i64>(stored, STORING)? {
+        return Ok((id, true));
     }
+    const LOOKING_UP: &str = "looking up the interaction of a repeated event_id";
     let existing = run_cached(
         client,
+        LOOKING_UP,
         EXISTING_EVENT,
         &[oid(B::UUIDOID)],
         &[event_id.into()],
-    );
-    (
-        existing
-            .first()
-            .get_one::<i64>()
-            .ok()
-            .flatten()
-            .expect("a claimed event_id has a row"),
-        false,
-    )
+    )?;
+    let id = first_value::<i64>(existing, LOOKING_UP)?;
+    Ok((id.ok_or(EngineError::no_value(LOOKING_UP, "id"))?, false))
 }
 
 /// Applies a stored event to the user's cart, wishlist or purchase history.
-fn sync_state(client: &mut SpiClient, ev: &ValidEvent, interaction_id: i64) {
+fn sync_state(
+    client: &mut SpiClient,
+    ev: &ValidEvent,
+    interaction_id: i64,
+) -> Result<(), EngineError> {
     let (Some(user), Some(product)) = (ev.user_id, ev.product_id) else {
-        return; // validation guarantees both for every state type
+        return Ok(()); // validation guarantees both for every state type
     };
+    const CART: &str = "updating the cart";
+    const WISHLIST: &str = "updating the wishlist";
     let qty = ev.event_value as i32;
     let key_qty = |client: &mut SpiClient, sql: &'static str| {
         run_cached(
             client,
+            CART,
             sql,
             &[oid(B::INT8OID), oid(B::INT8OID), oid(B::INT4OID)],
             &[user.into(), product.into(), qty.into()],
-        );
-    };
-    let key = |client: &mut SpiClient, sql: &'static str| {
-        run_cached(
-            client,
-            sql,
-            &[oid(B::INT8OID), oid(B::INT8OID)],
-            &[user.into(), product.into()],
-        );
+        )
+        .map(drop)
     };
     match ev.itype.state_sync() {
-        StateSync::None => {}
+        StateSync::None => Ok(()),
         StateSync::CartAdd => key_qty(client, CART_ADD),
         StateSync::CartRemove => {
-            key_qty(client, CART_REMOVE_LINE);
-            key_qty(client, CART_DECREMENT);
+            key_qty(client, CART_REMOVE_LINE)?;
+            key_qty(client, CART_DECREMENT)
         }
         StateSync::CartSet if qty == 0 => key_qty(client, CART_REMOVE_LINE),
         StateSync::CartSet => key_qty(client, CART_SET),
-        StateSync::Wishlist if qty == 1 => {
-            run_cached(
-                client,
-                WISHLIST_ADD,
-                &[oid(B::INT8OID), oid(B::INT8OID), oid(B::TIMESTAMPTZOID)],
-                &[
-                    user.into(),
-                    product.into(),
-                    timestamp(ev.occurred_at).into(),
-                ],
-            );
-        }
-        StateSync::Wishlist => key(client, WISHLIST_REMOVE),
-        StateSync::Purchase => {
-            let (quantity, order_ref) = validation::purchase_line(ev.metadata.as_ref())
-                .expect("purchase metadata was validated");
-            run_cached(
-                client,
-                PURCHASE,
-                &[
-                    oid(B::INT8OID),
-                    oid(B::INT8OID),
-                    oid(B::INT4OID),
-                    oid(B::TEXTOID),
-                    oid(B::TIMESTAMPTZOID),
-                    oid(B::INT8OID),
-                ],
-                &[
-                    user.into(),
-                    product.into(),
-                    quantity.into(),
-                    order_ref.into(),
-                    timestamp(ev.occurred_at).into(),
-                    interaction_id.into(),
-                ],
-            );
-        }
+        StateSync::Wishlist if qty == 1 => run_cached(
+            client,
+            WISHLIST,
+            WISHLIST_ADD,
+            &[oid(B::INT8OID), oid(B::INT8OID), oid(B::TIMESTAMPTZOID)],
+            &[
+                user.into(),
+                product.into(),
+                timestamp(ev.occurred_at)?.into(),
+            ],
+        )
+        .map(drop),
+        StateSync::Wishlist => run_cached(
+            client,
+            WISHLIST,
+            WISHLIST_REMOVE,
+            &[oid(B::INT8OID), oid(B::INT8OID)],
+            &[user.into(), product.into()],
+        )
+        .map(drop),
+        StateSync::Purchase => record_purchase(client, ev, user, product, interaction_id),
     }
+}
+
+/// The purchase_history line of a purchase or order event.
+fn record_purchase(
+    client: &mut SpiClient,
+    ev: &ValidEvent,
+    user: i64,
+    product: i64,
+    interaction_id: i64,
+) -> Result<(), EngineError> {
+    let (quantity, order_ref) = validation::purchase_line(ev.metadata.as_ref())?;
+    run_cached(
+        client,
+        "recording the purchase",
+        PURCHASE,
+        &[
+            oid(B::INT8OID),
+            oid(B::INT8OID),
+            oid(B::INT4OID),
+            oid(B::TEXTOID),
+            oid(B::TIMESTAMPTZOID),
+            oid(B::INT8OID),
+        ],
+        &[
+            user.into(),
+            product.into(),
+            quantity.into(),
+            order_ref.into(),
+            timestamp(ev.occurred_at)?.into(),
+            interaction_id.into(),
+        ],
+    )
+    .map(drop)
 }
 
 /// Stores validated events in one statement and syncs state in their order; returns how many
 /// were stored.
-pub fn store_batch(client: &mut SpiClient, events: &[BatchEvent]) -> i64 {
+pub fn store_batch(client: &mut SpiClient, events: &[BatchEvent]) -> Result<i64, EngineError> {
+    const STORING_BATCH: &str = "storing the events";
     if events.is_empty() {
-        return 0;
+        return Ok(0);
     }
     let user_ids: Vec<Option<i64>> = events.iter().map(|e| e.event.user_id).collect();
     let product_ids: Vec<Option<i64>> = events.iter().map(|e| e.event.product_id).collect();
@@ -258,7 +274,7 @@ pub fn store_batch(client: &mut SpiClient, events: &[BatchEvent]) -> i64 {
     let times: Vec<TimestampWithTimeZone> = events
         .iter()
         .map(|e| timestamp(e.event.occurred_at))
-        .collect();
+        .collect::<Result<_, _>>()?;
     let sessions: Vec<Option<String>> = events.iter().map(|e| e.event.session_id.clone()).collect();
     let metadata: Vec<Option<JsonB>> = events
         .iter()
@@ -286,24 +302,30 @@ pub fn store_batch(client: &mut SpiClient, events: &[BatchEvent]) -> i64 {
         metadata.into(),
         event_ids.into(),
     ];
-    let stored: Vec<(usize, i64)> = run_cached(client, INSERT_BATCH, &arg_types, &args)
-        .map(|row| {
-            let ord = row.get::<i64>(1).ok().flatten().expect("ord is not null");
-            let id = row.get::<i64>(2).ok().flatten().expect("id is not null");
-            (ord as usize - 1, id)
-        })
-        .collect();
-    for &(position, id) in &stored {
-        let ev = &events[position].event;
-        if ev.itype.state_sync() != StateSync::None {
-            sync_state(client, ev, id);
+    // (ord, id) of each stored event; ord is the 1-based position in `events`
+    let stored: Vec<(i64, i64)> =
+        run_cached(client, STORING_BATCH, INSERT_BATCH, &arg_types, &args)?
+            .map(|row| {
+                let ord: i64 = row.get(1).required(STORING_BATCH, "ord")?;
+                let id: i64 = row.get(2).required(STORING_BATCH, "id")?;
+                Ok((ord, id))
+            })
+            .collect::<Result<_, EngineError>>()?;
+    for &(ord, id) in &stored {
+        let ev = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|position| events.get(position))
+            .ok_or(EngineError::no_value(STORING_BATCH, "valid ord"))?;
+        if ev.event.itype.state_sync() != StateSync::None {
+            sync_state(client, &ev.event, id)?;
         }
     }
-    stored.len() as i64
+    Ok(stored.len() as i64)
 }
 
-/// Logs one interaction and returns its id. A repeated non-NULL `event_id` stores nothing and
-/// returns the id of the interaction first stored with it.
+/// Logs one interaction and returns its id; keeps user_cart, user_wishlist and purchase_history
+/// in sync. A repeated non-NULL `event_id` stores nothing and returns the id of the interaction
+/// first stored with it. Bad input raises SQLSTATE 22023 (23502 for a missing required value).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::too_many_arguments)]
@@ -317,20 +339,6 @@ fn track(
     session_id: default!(Option<&str>, "NULL"),
     event_id: default!(Option<Uuid>, "NULL"),
 ) -> i64 {
-    const F: &str = "popularity_engine.track";
-    let Some(itype) = interaction_type else {
-        raise(
-            F,
-            Rejection {
-                sqlstate: validation::Sqlstate::NotNullViolation,
-                message: "interaction_type is required".into(),
-                hint: Some(
-                    "Pass one of the labels of popularity_engine.interaction_type, e.g. 'view'."
-                        .into(),
-                ),
-            },
-        );
-    };
     let raw = RawEvent {
         user_id,
         product_id,
@@ -339,39 +347,67 @@ fn track(
         occurred_at: micros(occurred_at),
         session_id: session_id.map(str::to_owned),
     };
-    let ev = validation::validate(itype, raw, now_micros()).unwrap_or_else(|r| raise(F, r));
-    crate::cluster::ensure_same_cluster();
+    track_one(interaction_type, raw, event_id).or_report("popularity_engine.track")
+}
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.track(bigint, bigint, popularity_engine.interaction_type, double precision, jsonb, timestamptz, text, uuid) IS
+  'Logs one interaction and returns its id; keeps user_cart, user_wishlist and purchase_history in sync. A repeated event_id stores nothing and returns the first id. Bad input raises SQLSTATE 22023 (23502 for a missing required value).';"#,
+    name = "track_comment",
+    requires = [track]
+);
+
+fn track_one(
+    itype: Option<interaction_type>,
+    raw: RawEvent,
+    event_id: Option<Uuid>,
+) -> Result<i64, EngineError> {
+    let Some(itype) = itype else {
+        return Err(
+            EngineError::missing("interaction_type is required").with_hint(
+                "Pass one of the labels of popularity_engine.interaction_type, e.g. 'view'.",
+            ),
+        );
+    };
+    let ev = validation::validate(itype, raw, now_micros())?;
+    crate::cluster::ensure_same_cluster()?;
     Spi::connect_mut(|client| {
-        let (id, is_new) = store_event(client, &ev, event_id);
+        let (id, is_new) = store_event(client, &ev, event_id)?;
         if is_new {
-            sync_state(client, &ev, id);
+            sync_state(client, &ev, id)?;
         }
-        id
+        Ok(id)
     })
 }
 
-/// Logs a JSON array of events, all or nothing; returns how many were stored (repeated
-/// event_ids are skipped).
+/// Logs a JSON array of events {user_id, product_id, type, value, metadata, occurred_at,
+/// session_id, event_id}, all or nothing; returns how many were stored (repeated event_ids are
+/// skipped). An error names the index of the bad element.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn track_batch(events: Option<JsonB>) -> i64 {
-    const F: &str = "popularity_engine.track_batch";
+    track_json_batch(events).or_report("popularity_engine.track_batch")
+}
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.track_batch(jsonb) IS
+  'Logs a JSON array of events {user_id, product_id, type, value, metadata, occurred_at, session_id, event_id}, all or nothing; returns how many were stored. An error names the index of the bad element.';"#,
+    name = "track_batch_comment",
+    requires = [track_batch]
+);
+
+fn track_json_batch(events: Option<JsonB>) -> Result<i64, EngineError> {
     let Some(JsonB(events)) = events else {
-        raise(
-            F,
-            Rejection {
-                sqlstate: validation::Sqlstate::NotNullViolation,
-                message: "events is required: pass a JSON array of event objects".into(),
-                hint: None,
-            },
-        );
+        return Err(EngineError::missing(
+            "events is required: pass a JSON array of event objects",
+        ));
     };
-    let parsed = parse_batch(&events, now_micros()).unwrap_or_else(|r| raise(F, r));
-    crate::cluster::ensure_same_cluster();
+    let parsed = parse_batch(&events, now_micros())?;
+    crate::cluster::ensure_same_cluster()?;
     Spi::connect_mut(|client| store_batch(client, &parsed))
 }
 
-/// The payment-webhook path: one `order` interaction per product plus a purchase_history line.
+/// The payment-webhook path: one `order` interaction and one purchase_history line per product.
 /// With an `order_ref`, a retried webhook stores nothing again. Returns how many lines were stored.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
@@ -382,100 +418,126 @@ fn track_order(
     order_ref: default!(Option<&str>, "NULL"),
     occurred_at: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> i64 {
-    const F: &str = "popularity_engine.track_order";
-    let invalid = |m: String| {
-        raise(
-            F,
-            Rejection {
-                sqlstate: validation::Sqlstate::InvalidParameterValue,
-                message: m,
-                hint: None,
-            },
-        )
+    let order = Order {
+        user_id,
+        order_ref,
+        occurred_at: micros(occurred_at),
     };
-    let missing = |m: String| {
-        raise(
-            F,
-            Rejection {
-                sqlstate: validation::Sqlstate::NotNullViolation,
-                message: m,
-                hint: None,
-            },
-        )
-    };
+    order_lines(&order, product_ids, quantities)
+        .and_then(|lines| store_order(&order, lines))
+        .or_report("popularity_engine.track_order")
+}
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.track_order(bigint, bigint[], integer[], text, timestamptz) IS
+  'Payment-webhook path: one order interaction and one purchase_history line per product. With order_ref, a retry stores nothing. Returns how many lines were stored.';"#,
+    name = "track_order_comment",
+    requires = [track_order]
+);
+
+/// What track_order's lines share.
+struct Order<'a> {
+    user_id: Option<i64>,
+    order_ref: Option<&'a str>,
+    occurred_at: Option<i64>,
+}
+
+/// Checks the arrays of track_order and validates one `order` event per line.
+fn order_lines(
+    order: &Order,
+    product_ids: Option<Vec<Option<i64>>>,
+    quantities: Option<Vec<Option<i32>>>,
+) -> Result<Vec<BatchEvent>, EngineError> {
     let Some(product_ids) = product_ids else {
-        missing("product_ids is required".into())
+        return Err(EngineError::missing("product_ids is required"));
     };
     if product_ids.is_empty() {
-        invalid("product_ids must list at least one product".into());
+        return Err(EngineError::invalid(
+            "product_ids must list at least one product",
+        ));
     }
     if product_ids.len() > 10_000 {
-        invalid(format!(
+        return Err(EngineError::invalid(format!(
             "product_ids has {} elements; at most 10000 lines are allowed",
             product_ids.len()
-        ));
+        )));
     }
     if let Some(q) = &quantities {
         if q.len() != product_ids.len() {
-            invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "quantities has {} elements but product_ids has {}: give one quantity per product",
                 q.len(),
                 product_ids.len()
-            ));
+            )));
         }
     }
-    if let Some(r) = order_ref {
-        check_text("order_ref", r).unwrap_or_else(|e| raise(F, e));
+    if let Some(r) = order.order_ref {
+        check_text("order_ref", r)?;
     }
     let now = now_micros();
     let mut events = Vec::with_capacity(product_ids.len());
     for (i, product) in product_ids.iter().enumerate() {
         let Some(product) = *product else {
-            missing(format!("product_ids[{}] is NULL", i + 1))
+            return Err(EngineError::missing(format!(
+                "product_ids[{}] is NULL",
+                i + 1
+            )));
         };
         let quantity = match quantities.as_ref().map(|q| q[i]) {
             None => 1,
-            Some(None) => missing(format!("quantities[{}] is NULL", i + 1)),
+            Some(None) => {
+                return Err(EngineError::missing(format!(
+                    "quantities[{}] is NULL",
+                    i + 1
+                )))
+            }
             Some(Some(q)) if (1..=1_000_000).contains(&q) => q,
-            Some(Some(q)) => invalid(format!(
-                "quantities[{}] = {q} is not allowed: expected an integer from 1 to 1000000",
-                i + 1
-            )),
+            Some(Some(q)) => {
+                return Err(EngineError::invalid(format!(
+                    "quantities[{}] = {q} is not allowed: expected an integer from 1 to 1000000",
+                    i + 1
+                )))
+            }
         };
         let mut meta = serde_json::Map::new();
         meta.insert("quantity".into(), Value::from(quantity));
-        if let Some(r) = order_ref {
+        if let Some(r) = order.order_ref {
             meta.insert("order_ref".into(), Value::from(r));
         }
         let raw = RawEvent {
-            user_id,
+            user_id: order.user_id,
             product_id: Some(product),
             event_value: None,
             metadata: Some(Value::Object(meta)),
-            occurred_at: micros(occurred_at),
+            occurred_at: order.occurred_at,
             session_id: None,
         };
         let event = validation::validate(interaction_type::order, raw, now)
-            .unwrap_or_else(|r| raise(F, r.within(&format!("line {}", i + 1))));
+            .map_err(|r| r.within(&format!("line {}", i + 1)))?;
         events.push(BatchEvent {
             event,
             event_id: None,
         });
     }
-    crate::cluster::ensure_same_cluster();
+    Ok(events)
+}
+
+/// Stores the lines of an order; with an order_ref, each line gets an event_id derived from
+/// (user, order_ref, line number), so that a retried webhook stores nothing again.
+fn store_order(order: &Order, mut events: Vec<BatchEvent>) -> Result<i64, EngineError> {
+    const DERIVING: &str = "deriving the order's event ids";
+    crate::cluster::ensure_same_cluster()?;
     Spi::connect_mut(|client| {
-        if let Some(r) = order_ref {
+        if let Some(r) = order.order_ref {
             let ids = run_cached(
                 client,
+                DERIVING,
                 ORDER_EVENT_IDS,
                 &[oid(B::INT8OID), oid(B::TEXTOID), oid(B::INT4OID)],
-                &[user_id.into(), r.into(), (events.len() as i32).into()],
-            )
-            .first()
-            .get_one::<Vec<Uuid>>()
-            .ok()
-            .flatten()
-            .expect("one id per line");
+                &[order.user_id.into(), r.into(), (events.len() as i32).into()],
+            )?;
+            let ids = first_value::<Vec<Uuid>>(ids, DERIVING)?
+                .ok_or(EngineError::no_value(DERIVING, "event ids"))?;
             for (e, id) in events.iter_mut().zip(ids) {
                 e.event_id = Some(id);
             }
@@ -484,8 +546,8 @@ fn track_order(
     })
 }
 
-/// Logs a search and the products it showed (they count in product_popularity.search_count).
-/// Returns the search_interactions id.
+/// Logs a search and the products it showed (they count in product_popularity.search_count);
+/// returns the search_interactions id.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn track_search(
@@ -495,45 +557,45 @@ fn track_search(
     occurred_at: default!(Option<TimestampWithTimeZone>, "now()"),
     session_id: default!(Option<&str>, "NULL"),
 ) -> i64 {
-    const F: &str = "popularity_engine.track_search";
-    let fail = |r: Rejection| raise(F, r);
-    check_positive_id("user_id", user_id, "").unwrap_or_else(fail);
-    let query = search_query(F, query);
-    let results = result_product_ids.unwrap_or_default();
-    if results.len() > 1000 {
-        fail(Rejection {
-            sqlstate: validation::Sqlstate::InvalidParameterValue,
-            message: format!(
-                "result_product_ids has {} elements; at most 1000 are allowed",
-                results.len()
-            ),
-            hint: None,
-        });
-    }
-    let mut ids = Vec::with_capacity(results.len());
-    for (i, id) in results.iter().enumerate() {
-        match id {
-            Some(v) if *v > 0 => ids.push(*v),
-            _ => fail(Rejection {
-                sqlstate: validation::Sqlstate::InvalidParameterValue,
-                message: format!(
-                    "result_product_ids[{}] must be a positive product id",
-                    i + 1
-                ),
-                hint: None,
-            }),
-        }
-    }
+    store_search(
+        user_id,
+        query,
+        result_product_ids,
+        micros(occurred_at),
+        session_id,
+    )
+    .or_report("popularity_engine.track_search")
+}
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.track_search(bigint, text, bigint[], timestamptz, text) IS
+  'Logs a search and the products it showed (counted in product_popularity.search_count); returns the search_interactions id.';"#,
+    name = "track_search_comment",
+    requires = [track_search]
+);
+
+fn store_search(
+    user_id: Option<i64>,
+    query: Option<&str>,
+    result_product_ids: Option<Vec<Option<i64>>>,
+    occurred_at: Option<i64>,
+    session_id: Option<&str>,
+) -> Result<i64, EngineError> {
+    const STORING_SEARCH: &str = "storing the search";
+    check_positive_id("user_id", user_id, "")?;
+    let query = search_query(query)?;
+    let ids = search_results(result_product_ids.unwrap_or_default())?;
     let now = now_micros();
-    let at = micros(occurred_at).unwrap_or(now);
-    check_timestamp("occurred_at", at, now).unwrap_or_else(fail);
+    let at = occurred_at.unwrap_or(now);
+    check_timestamp("occurred_at", at, now)?;
     if let Some(s) = session_id {
-        check_text("session_id", s).unwrap_or_else(fail);
+        check_text("session_id", s)?;
     }
-    crate::cluster::ensure_same_cluster();
+    crate::cluster::ensure_same_cluster()?;
     Spi::connect_mut(|client| {
-        run_cached(
+        let stored = run_cached(
             client,
+            STORING_SEARCH,
             INSERT_SEARCH,
             &[
                 oid(B::INT8OID),
@@ -546,20 +608,38 @@ fn track_search(
                 user_id.into(),
                 query.into(),
                 ids.into(),
-                timestamp(at).into(),
+                timestamp(at)?.into(),
                 session_id.into(),
             ],
-        )
-        .first()
-        .get_one::<i64>()
-        .ok()
-        .flatten()
-        .expect("INSERT ... RETURNING id returns the id")
+        )?;
+        first_value::<i64>(stored, STORING_SEARCH)?
+            .ok_or(EngineError::no_value(STORING_SEARCH, "id"))
     })
 }
 
-/// Logs a click on a search result (`search_click`, with the query in metadata.search_query).
-/// Returns the interaction id.
+/// The products a search showed: at most 1000, each a positive id.
+fn search_results(results: Vec<Option<i64>>) -> Result<Vec<i64>, EngineError> {
+    if results.len() > 1000 {
+        return Err(EngineError::invalid(format!(
+            "result_product_ids has {} elements; at most 1000 are allowed",
+            results.len()
+        )));
+    }
+    results
+        .iter()
+        .enumerate()
+        .map(|(i, id)| match id {
+            Some(v) if *v > 0 => Ok(*v),
+            _ => Err(EngineError::invalid(format!(
+                "result_product_ids[{}] must be a positive product id",
+                i + 1
+            ))),
+        })
+        .collect()
+}
+
+/// Logs a click on a search result (type `search_click`, with the query in
+/// metadata.search_query); returns the interaction id.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn track_search_click(
@@ -569,37 +649,60 @@ fn track_search_click(
     occurred_at: default!(Option<TimestampWithTimeZone>, "now()"),
     session_id: default!(Option<&str>, "NULL"),
 ) -> i64 {
-    const F: &str = "popularity_engine.track_search_click";
-    let query = search_query(F, query);
-    let raw = RawEvent {
-        user_id,
-        product_id,
-        event_value: None,
-        metadata: Some(serde_json::json!({ "search_query": query })),
-        occurred_at: micros(occurred_at),
-        session_id: session_id.map(str::to_owned),
-    };
-    let ev = validation::validate(interaction_type::search_click, raw, now_micros())
-        .unwrap_or_else(|r| raise(F, r));
-    crate::cluster::ensure_same_cluster();
-    Spi::connect_mut(|client| store_event(client, &ev, None).0)
+    search_query(query)
+        .and_then(|query| {
+            let raw = RawEvent {
+                user_id,
+                product_id,
+                event_value: None,
+                metadata: Some(serde_json::json!({ "search_query": query })),
+                occurred_at: micros(occurred_at),
+                session_id: session_id.map(str::to_owned),
+            };
+            track_one(Some(interaction_type::search_click), raw, None)
+        })
+        .or_report("popularity_engine.track_search_click")
 }
 
-fn search_query<'a>(function: &'static str, query: Option<&'a str>) -> &'a str {
-    let sqlstate = match query {
-        None => validation::Sqlstate::NotNullViolation,
-        Some(q) if q.trim().is_empty() => validation::Sqlstate::InvalidParameterValue,
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.track_search_click(bigint, text, bigint, timestamptz, text) IS
+  'Logs a click on a search result (type search_click, metadata.search_query = query); returns the interaction id.';"#,
+    name = "track_search_click_comment",
+    requires = [track_search_click]
+);
+
+fn search_query(query: Option<&str>) -> Result<&str, EngineError> {
+    const MESSAGE: &str = "query is required and must not be blank";
+    match query {
+        None => Err(EngineError::missing(MESSAGE)),
+        Some(q) if q.trim().is_empty() => Err(EngineError::invalid(MESSAGE)),
         Some(q) => {
-            check_text("query", q).unwrap_or_else(|r| raise(function, r));
-            return q;
+            check_text("query", q)?;
+            Ok(q)
         }
-    };
-    raise(
-        function,
-        Rejection {
-            sqlstate,
-            message: "query is required and must not be blank".into(),
-            hint: None,
-        },
-    )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_arguments() {
+        let message = |e: EngineError| e.message("popularity_engine.track_search");
+        assert_eq!(search_query(Some("tv")), Ok("tv"));
+        assert_eq!(
+            search_query(None).map_err(|e| e.rejection()),
+            Err(Some(crate::error::Sqlstate::NotNullViolation))
+        );
+        assert_eq!(
+            message(search_query(Some("  ")).unwrap_err()),
+            "popularity_engine.track_search: query is required and must not be blank"
+        );
+        assert_eq!(search_results(vec![Some(3), Some(1)]), Ok(vec![3, 1]));
+        assert_eq!(
+            message(search_results(vec![Some(3), None]).unwrap_err()),
+            "popularity_engine.track_search: result_product_ids[2] must be a positive product id"
+        );
+    }
 }

@@ -1,7 +1,12 @@
-//! Validation of one interaction against the SPEC's rules, free of any Postgres call so that it
-//! can be tested exhaustively in plain Rust. Tracking entry points turn a `Rejection` into an
-//! ERROR with its SQLSTATE; nothing is written for a rejected event.
+//! Validation of one interaction against the rules of its interaction type, and the checks of
+//! other arguments shared by several functions (`n`, `user_id`). The checks make no Postgres call,
+//! so they are tested exhaustively in plain Rust; entry points report a rejection
+//! (`EngineError::Rejected`) as an ERROR with its SQLSTATE, and nothing is written for a rejected
+//! event. `checked_limit` makes the `n` check callable from SQL.
 
+use pgrx::prelude::*;
+
+use crate::error::{EngineError, OrReport};
 use crate::interaction::{interaction_type, ProductRule};
 
 /// Largest accepted `metadata`, measured as its JSON text.
@@ -10,47 +15,6 @@ pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 pub const MAX_TEXT_BYTES: usize = 1024;
 /// How far in the future an `occurred_at` may lie (clock skew between app servers), in µs.
 pub const MAX_FUTURE_SKEW_MICROS: i64 = 5 * 60 * 1_000_000;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sqlstate {
-    /// 22023 invalid_parameter_value
-    InvalidParameterValue,
-    /// 23502 not_null_violation: a required value is missing
-    NotNullViolation,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Rejection {
-    pub sqlstate: Sqlstate,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl Rejection {
-    fn invalid(message: String) -> Self {
-        Rejection {
-            sqlstate: Sqlstate::InvalidParameterValue,
-            message,
-            hint: None,
-        }
-    }
-    fn missing(message: String) -> Self {
-        Rejection {
-            sqlstate: Sqlstate::NotNullViolation,
-            message,
-            hint: None,
-        }
-    }
-    fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-    /// Prefixes the message, e.g. with the index of a batch element.
-    pub fn within(mut self, prefix: &str) -> Self {
-        self.message = format!("{prefix}: {}", self.message);
-        self
-    }
-}
 
 /// An event as a caller handed it over. Timestamps are Postgres microseconds since 2000-01-01;
 /// `i64::MIN`/`i64::MAX` are -infinity/infinity.
@@ -76,35 +40,35 @@ pub struct ValidEvent {
     pub session_id: Option<String>,
 }
 
-pub fn check_positive_id(field: &str, id: Option<i64>, context: &str) -> Result<(), Rejection> {
+pub fn check_positive_id(field: &str, id: Option<i64>, context: &str) -> Result<(), EngineError> {
     match id {
-        Some(v) if v <= 0 => Err(Rejection::invalid(format!(
+        Some(v) if v <= 0 => Err(EngineError::invalid(format!(
             "{field} {v} is not allowed{context}: ids must be positive integers"
         ))),
         _ => Ok(()),
     }
 }
 
-pub fn check_timestamp(field: &str, at: i64, now: i64) -> Result<(), Rejection> {
+pub fn check_timestamp(field: &str, at: i64, now: i64) -> Result<(), EngineError> {
     if at == i64::MIN || at == i64::MAX {
-        return Err(Rejection::invalid(format!(
+        return Err(EngineError::invalid(format!(
             "{field} must be a finite timestamp, not infinity"
         )));
     }
     if at > now.saturating_add(MAX_FUTURE_SKEW_MICROS) {
-        return Err(
-            Rejection::invalid(format!("{field} lies more than 5 minutes in the future"))
-                .with_hint(
-                "Send the time the interaction happened, from a clock in sync with the database.",
-            ),
-        );
+        return Err(EngineError::invalid(format!(
+            "{field} lies more than 5 minutes in the future"
+        ))
+        .with_hint(
+            "Send the time the interaction happened, from a clock in sync with the database.",
+        ));
     }
     Ok(())
 }
 
-pub fn check_text(field: &str, text: &str) -> Result<(), Rejection> {
+pub fn check_text(field: &str, text: &str) -> Result<(), EngineError> {
     if text.len() > MAX_TEXT_BYTES {
-        return Err(Rejection::invalid(format!(
+        return Err(EngineError::invalid(format!(
             "{field} is {} bytes long; at most {MAX_TEXT_BYTES} bytes are allowed",
             text.len()
         )));
@@ -112,9 +76,13 @@ pub fn check_text(field: &str, text: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// Applies every rule of the SPEC's interaction table to one event. `now` is the current time
+/// Applies every rule of the interaction table (interaction.rs) to one event. `now` is the current time
 /// in the same unit as `occurred_at`; a missing `occurred_at` means `now`.
-pub fn validate(itype: interaction_type, raw: RawEvent, now: i64) -> Result<ValidEvent, Rejection> {
+pub fn validate(
+    itype: interaction_type,
+    raw: RawEvent,
+    now: i64,
+) -> Result<ValidEvent, EngineError> {
     let label = itype.label();
     let of_type = format!(" for interaction type \"{label}\"");
 
@@ -122,80 +90,27 @@ pub fn validate(itype: interaction_type, raw: RawEvent, now: i64) -> Result<Vali
     check_positive_id("product_id", raw.product_id, &of_type)?;
 
     if raw.user_id.is_none() && itype.requires_user() {
-        return Err(Rejection::missing(format!(
+        return Err(EngineError::missing(format!(
             "user_id is required{of_type}: it keeps per-user state, so anonymous events are not allowed"
         )));
     }
 
     match (itype.product_rule(), raw.product_id) {
         (ProductRule::Required, None) => {
-            return Err(Rejection::missing(format!(
+            return Err(EngineError::missing(format!(
                 "product_id is required{of_type}"
             )));
         }
         (ProductRule::Forbidden, Some(p)) => {
-            return Err(Rejection::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "product_id must be NULL{of_type}, got {p}"
             )));
         }
         _ => {}
     }
 
-    let rule = itype.value_rule();
-    let event_value = match raw.event_value {
-        None => rule.default.ok_or_else(|| {
-            Rejection::missing(format!(
-                "event_value is required{of_type}: expected {}",
-                rule.allowed
-            ))
-        })?,
-        Some(v) => {
-            let in_range = v.is_finite() && v >= rule.min && v <= rule.max;
-            let integral = !rule.integer || v.fract() == 0.0;
-            if !(in_range && integral) {
-                return Err(Rejection::invalid(format!(
-                    "event_value {v} is not allowed{of_type}: expected {}",
-                    rule.allowed
-                )));
-            }
-            v
-        }
-    };
-
-    if let Some(meta) = &raw.metadata {
-        if !meta.is_object() {
-            return Err(Rejection::invalid(format!(
-                "metadata must be a JSON object{of_type}, got a JSON {}",
-                json_kind(meta)
-            )));
-        }
-        let size = serde_json::to_string(meta)
-            .map(|s| s.len())
-            .unwrap_or(usize::MAX);
-        if size > MAX_METADATA_BYTES {
-            return Err(Rejection::invalid(format!(
-                "metadata is {size} bytes{of_type}; at most {MAX_METADATA_BYTES} bytes are allowed"
-            )));
-        }
-    }
-    if itype.requires_search_query() {
-        match raw.metadata.as_ref().and_then(|m| m.get("search_query")) {
-            None | Some(serde_json::Value::Null) => {
-                return Err(Rejection::missing(format!(
-                    "metadata.search_query is required{of_type}"
-                ))
-                .with_hint(
-                    "Pass the search term, e.g. metadata => '{\"search_query\": \"laptop\"}'.",
-                ));
-            }
-            Some(serde_json::Value::String(q)) if !q.trim().is_empty() => {}
-            Some(_) => {
-                return Err(Rejection::invalid(format!(
-                    "metadata.search_query must be a non-empty string{of_type}"
-                )));
-            }
-        }
-    }
+    let event_value = check_value(itype, raw.event_value, &of_type)?;
+    check_metadata(itype, raw.metadata.as_ref(), &of_type)?;
 
     if itype.state_sync() == crate::interaction::StateSync::Purchase {
         purchase_line(raw.metadata.as_ref())
@@ -219,17 +134,86 @@ pub fn validate(itype: interaction_type, raw: RawEvent, now: i64) -> Result<Vali
     })
 }
 
+/// The event value, or the type's default for NULL.
+fn check_value(
+    itype: interaction_type,
+    value: Option<f64>,
+    of_type: &str,
+) -> Result<f64, EngineError> {
+    let rule = itype.value_rule();
+    let Some(v) = value else {
+        return rule.default.ok_or_else(|| {
+            EngineError::missing(format!(
+                "event_value is required{of_type}: expected {}",
+                rule.allowed
+            ))
+        });
+    };
+    let in_range = v.is_finite() && v >= rule.min && v <= rule.max;
+    let integral = !rule.integer || v.fract() == 0.0;
+    if !(in_range && integral) {
+        return Err(EngineError::invalid(format!(
+            "event_value {v} is not allowed{of_type}: expected {}",
+            rule.allowed
+        )));
+    }
+    Ok(v)
+}
+
+/// A JSON object of limited size; a search must name its search_query.
+fn check_metadata(
+    itype: interaction_type,
+    metadata: Option<&serde_json::Value>,
+    of_type: &str,
+) -> Result<(), EngineError> {
+    if let Some(meta) = metadata {
+        if !meta.is_object() {
+            return Err(EngineError::invalid(format!(
+                "metadata must be a JSON object{of_type}, got a JSON {}",
+                json_kind(meta)
+            )));
+        }
+        let size = serde_json::to_string(meta)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX);
+        if size > MAX_METADATA_BYTES {
+            return Err(EngineError::invalid(format!(
+                "metadata is {size} bytes{of_type}; at most {MAX_METADATA_BYTES} bytes are allowed"
+            )));
+        }
+    }
+    if itype.requires_search_query() {
+        match metadata.and_then(|m| m.get("search_query")) {
+            None | Some(serde_json::Value::Null) => {
+                return Err(EngineError::missing(format!(
+                    "metadata.search_query is required{of_type}"
+                ))
+                .with_hint(
+                    "Pass the search term, e.g. metadata => '{\"search_query\": \"laptop\"}'.",
+                ));
+            }
+            Some(serde_json::Value::String(q)) if !q.trim().is_empty() => {}
+            Some(_) => {
+                return Err(EngineError::invalid(format!(
+                    "metadata.search_query must be a non-empty string{of_type}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The purchased quantity (`metadata.quantity`, default 1) and order reference
 /// (`metadata.order_ref`) of a purchase/order event.
 pub fn purchase_line(
     metadata: Option<&serde_json::Value>,
-) -> Result<(i32, Option<String>), Rejection> {
+) -> Result<(i32, Option<String>), EngineError> {
     let quantity = match metadata.and_then(|m| m.get("quantity")) {
         None | Some(serde_json::Value::Null) => 1,
         Some(q) => match q.as_i64() {
             Some(n) if (1..=1_000_000).contains(&n) => n as i32,
             _ => {
-                return Err(Rejection::invalid(format!(
+                return Err(EngineError::invalid(format!(
                     "metadata.quantity {q} is not allowed: expected an integer from 1 to 1000000"
                 )))
             }
@@ -242,13 +226,56 @@ pub fn purchase_line(
             Some(s.clone())
         }
         Some(other) => {
-            return Err(Rejection::invalid(format!(
+            return Err(EngineError::invalid(format!(
                 "metadata.order_ref must be a string, got {other}"
             )))
         }
     };
     Ok((quantity, order_ref))
 }
+
+/// `n`, the length of a result list, when 1 <= n <= `max_n`. The one check behind every `n`
+/// argument: recommend() (through check_n in ranking.rs) and, through the SQL function
+/// `popularity_engine.checked_limit`, similar_products() and popular_products().
+pub fn check_limit(n: Option<i32>, max_n: i32) -> Result<i32, EngineError> {
+    match n {
+        Some(n) if (1..=max_n).contains(&n) => Ok(n),
+        _ => Err(EngineError::invalid(format!(
+            "n = {} is not allowed: expected 1 to {max_n}",
+            n.map_or_else(|| "NULL".to_string(), |v| v.to_string())
+        ))),
+    }
+}
+
+/// A required, positive user id.
+pub fn check_user(user_id: Option<i64>) -> Result<i64, EngineError> {
+    match user_id {
+        Some(u) if u > 0 => Ok(u),
+        Some(u) => Err(EngineError::invalid(format!(
+            "user_id {u} is not allowed: ids must be positive integers"
+        ))),
+        None => Err(EngineError::missing("user_id is required")),
+    }
+}
+
+/// Checks the `n` argument of the SQL read functions: `n` when 1 <= n <= `max_n`, else an
+/// invalid_parameter_value error naming `caller`.
+#[pg_extern(immutable, parallel_safe)]
+fn checked_limit(n: Option<i32>, max_n: Option<i32>, caller: Option<&str>) -> i32 {
+    // (max_n and caller are Option only so that a NULL is an error, not a crash)
+    const F: &str = "popularity_engine.checked_limit";
+    let (Some(max_n), Some(caller)) = (max_n, caller) else {
+        EngineError::missing("max_n and caller are required").report(F)
+    };
+    check_limit(n, max_n).or_report(caller)
+}
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.checked_limit(integer, integer, text) IS
+  'Internal: n when 1 <= n <= max_n, else an invalid_parameter_value error naming the caller.';"#,
+    name = "checked_limit_comment",
+    requires = [checked_limit]
+);
 
 fn json_kind(v: &serde_json::Value) -> &'static str {
     match v {
@@ -264,6 +291,7 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Sqlstate;
     use interaction_type as T;
 
     const NOW: i64 = 800_000_000_000_000;
@@ -277,8 +305,9 @@ mod tests {
         }
     }
 
-    fn state(r: Result<ValidEvent, Rejection>) -> Result<f64, Sqlstate> {
-        r.map(|e| e.event_value).map_err(|e| e.sqlstate)
+    fn state(r: Result<ValidEvent, EngineError>) -> Result<f64, Sqlstate> {
+        r.map(|e| e.event_value)
+            .map_err(|e| e.rejection().expect("a rejection, not an internal error"))
     }
 
     #[test]
@@ -429,5 +458,51 @@ mod tests {
         assert_eq!(at(i64::MAX), Err(InvalidParameterValue));
         assert_eq!(at(i64::MIN), Err(InvalidParameterValue));
         assert_eq!(at(0), Ok(1.0));
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(check_limit(Some(1), 1000), Ok(1));
+        assert_eq!(check_limit(Some(1000), 1000), Ok(1000));
+        let message = |n, max| match check_limit(n, max) {
+            Err(EngineError::Rejected {
+                sqlstate: Sqlstate::InvalidParameterValue,
+                message,
+                hint: None,
+            }) => message,
+            other => panic!("expected a 22023 rejection, got {other:?}"),
+        };
+        assert_eq!(
+            message(Some(0), 1000),
+            "n = 0 is not allowed: expected 1 to 1000"
+        );
+        assert_eq!(
+            message(Some(1001), 1000),
+            "n = 1001 is not allowed: expected 1 to 1000"
+        );
+        assert_eq!(
+            message(Some(-5), 10000),
+            "n = -5 is not allowed: expected 1 to 10000"
+        );
+        assert_eq!(
+            message(None, 10000),
+            "n = NULL is not allowed: expected 1 to 10000"
+        );
+        assert_eq!(message(Some(1), 0), "n = 1 is not allowed: expected 1 to 0");
+    }
+
+    #[test]
+    fn users() {
+        assert_eq!(check_user(Some(7)), Ok(7));
+        assert_eq!(
+            check_user(Some(0)),
+            Err(EngineError::invalid(
+                "user_id 0 is not allowed: ids must be positive integers"
+            ))
+        );
+        assert_eq!(
+            check_user(None),
+            Err(EngineError::missing("user_id is required"))
+        );
     }
 }
