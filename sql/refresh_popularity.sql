@@ -153,14 +153,17 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.trending_rebuild_reason(popularity_engine.refresh_state, timestamptz, double precision, double precision, text) IS
   'Internal: why refresh_popularity must rebuild trending from the window (NULL when an incremental update is exact).';
 
--- A product's counters and popularity_score from its all-time totals per type: the one place
--- that maps interaction_weights.counter to product_stats columns. Inlined into its callers.
-CREATE FUNCTION popularity_engine.product_counters(product bigint)
-RETURNS TABLE (search_click_count bigint, view_count bigint, click_count bigint, wishlist_count bigint,
-               cart_add_count bigint, order_count bigint, review_count bigint,
+-- Products' counters and popularity_score from their all-time totals per type: the one place
+-- that maps interaction_weights.counter to product_stats columns. One row per product asked for
+-- (zeros without totals). Inlined into its callers: one index probe per product, in one plan
+-- node (a LATERAL call per product re-ran an aggregate subplan for each).
+CREATE FUNCTION popularity_engine.product_counters(products bigint[])
+RETURNS TABLE (product_id bigint, search_click_count bigint, view_count bigint, click_count bigint,
+               wishlist_count bigint, cart_add_count bigint, order_count bigint, review_count bigint,
                rating_sum double precision, popularity_score double precision)
 LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
-    SELECT coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'search_click_count'), 0)::bigint,
+    SELECT p.product_id,
+           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'search_click_count'), 0)::bigint,
            coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'view_count'), 0)::bigint,
            coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'click_count'), 0)::bigint,
            coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'wishlist_count'), 0)::bigint,
@@ -169,13 +172,14 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
            coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'review_count'), 0)::bigint,
            coalesce(pg_catalog.sum(t.value_sum) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'review_count'), 0),
            coalesce(pg_catalog.sum(t.events OPERATOR(pg_catalog.*) w.popularity_weight), 0)
-      FROM popularity_engine.product_type_totals t
-      JOIN popularity_engine.interaction_weights w
-        ON w.interaction_type OPERATOR(pg_catalog.=) t.interaction_type
-     WHERE t.product_id OPERATOR(pg_catalog.=) product
+      FROM pg_catalog.unnest(products) AS p(product_id)
+      LEFT JOIN popularity_engine.product_type_totals t ON t.product_id OPERATOR(pg_catalog.=) p.product_id
+      LEFT JOIN popularity_engine.interaction_weights w
+             ON w.interaction_type OPERATOR(pg_catalog.=) t.interaction_type
+     GROUP BY p.product_id
 $fn$;
-COMMENT ON FUNCTION popularity_engine.product_counters(bigint) IS
-  'Internal: a product''s product_popularity counters and popularity_score, from product_type_totals and the current interaction_weights.';
+COMMENT ON FUNCTION popularity_engine.product_counters(bigint[]) IS
+  'Internal: the product_popularity counters and popularity_score of the given products, from product_type_totals and the current interaction_weights.';
 
 -- One upsert per changed product: its counters and score recounted from the totals (with the
 -- current weights), its new search appearances and, when trending is updated incrementally, the
@@ -185,7 +189,7 @@ CREATE FUNCTION popularity_engine.apply_product_stats(
     state popularity_engine.refresh_state, new_as_of timestamptz, landmark timestamptz,
     half_life_seconds double precision, window_seconds double precision, incremental boolean)
 RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $fn$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     v_window interval := make_interval(secs => window_seconds);
 BEGIN
@@ -230,7 +234,9 @@ BEGIN
            -- looked up per product through the catalog's key: a join hashed the whole catalog
            (SELECT cat.category FROM popularity_engine.catalog cat WHERE cat.product_id = p.product_id),
            (SELECT cat.brand FROM popularity_engine.catalog cat WHERE cat.product_id = p.product_id)
-      FROM per_product p CROSS JOIN LATERAL popularity_engine.product_counters(p.product_id) k
+      FROM per_product p
+      JOIN popularity_engine.product_counters(ARRAY(SELECT product_id FROM per_product)) k
+        ON k.product_id = p.product_id
     ON CONFLICT (product_id) DO UPDATE
        SET (search_click_count, view_count, click_count, wishlist_count, cart_add_count,
             order_count, review_count, rating_sum, popularity_score)
@@ -257,9 +263,8 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $fn$
             order_count, review_count, rating_sum, popularity_score, last_updated)
          = (k.search_click_count, k.view_count, k.click_count, k.wishlist_count, k.cart_add_count,
             k.order_count, k.review_count, k.rating_sum, k.popularity_score, now())
-      FROM popularity_engine.product_stats p
-     CROSS JOIN LATERAL popularity_engine.product_counters(p.product_id) k
-     WHERE s.product_id = p.product_id
+      FROM popularity_engine.product_counters(ARRAY(SELECT product_id FROM popularity_engine.product_stats)) k
+     WHERE s.product_id = k.product_id
 $fn$;
 COMMENT ON FUNCTION popularity_engine.recount_all_products() IS
   'Internal: recomputes every product''s counters and popularity_score from product_type_totals (after a weight edit).';
