@@ -181,6 +181,56 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.product_counters(bigint[]) IS
   'Internal: the product_popularity counters and popularity_score of the given products, from product_type_totals and the current interaction_weights.';
 
+-- The trending change from time passing alone, per product: events aggregated earlier that were
+-- in the future at the previous as_of and now are not (+), and those that slid out of the
+-- window (-). Read through the index on occurred_at: work proportional to the time that passed.
+CREATE FUNCTION popularity_engine.trending_slide(
+    state popularity_engine.refresh_state, new_as_of timestamptz, landmark timestamptz,
+    half_life_seconds double precision, window_seconds double precision)
+RETURNS TABLE (product_id bigint, trend_fwd double precision, trend_events bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT t.product_id,
+           sum(x.sign * w.popularity_weight * popularity_engine.decay_factor(t.occurred_at, landmark, half_life_seconds)),
+           sum(x.sign)
+      FROM popularity_engine.product_interactions t
+      JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+     CROSS JOIN LATERAL (SELECT CASE WHEN t.occurred_at > state.as_of THEN 1 ELSE -1 END AS sign) AS x
+     WHERE ((t.occurred_at > state.as_of AND t.occurred_at <= new_as_of)
+            OR (t.occurred_at >= state.as_of - make_interval(secs => window_seconds)
+                AND t.occurred_at < new_as_of - make_interval(secs => window_seconds)))
+       AND t.product_id IS NOT NULL AND w.popularity_weight > 0
+       AND popularity_engine.counts_for_popularity(t.interaction_type, t.event_value)
+       AND popularity_engine.row_aggregated(t.id, t.writer_xid, state.legacy_interaction_id_floor,
+                                            state.aggregated_snapshot, state.legacy_snapshot)
+     GROUP BY t.product_id
+$fn$;
+COMMENT ON FUNCTION popularity_engine.trending_slide(popularity_engine.refresh_state, timestamptz, timestamptz, double precision, double precision) IS
+  'Internal: per product, the change of the forward-decayed trending sum between the stored as_of and new_as_of that comes from the window moving.';
+
+-- A product's trending sum after a change: an empty window is exactly zero, whatever rounding
+-- the sums accumulated.
+CREATE FUNCTION popularity_engine.trend_total(events bigint, fwd double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT CASE WHEN events OPERATOR(pg_catalog.=) 0 THEN 0::pg_catalog.float8 ELSE fwd END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.trend_total(bigint, double precision) IS
+  'Internal: the trending sum fwd of a product with `events` events in the window (0 when there are none).';
+
+-- Nothing new to read: only the window moved.
+CREATE FUNCTION popularity_engine.apply_trending_slide(
+    state popularity_engine.refresh_state, new_as_of timestamptz, landmark timestamptz,
+    half_life_seconds double precision, window_seconds double precision) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $fn$
+    UPDATE popularity_engine.product_stats s
+       SET trend_events = s.trend_events + l.trend_events,
+           trend_fwd = popularity_engine.trend_total(s.trend_events + l.trend_events, s.trend_fwd + l.trend_fwd),
+           last_updated = now()
+      FROM popularity_engine.trending_slide(state, new_as_of, landmark, half_life_seconds, window_seconds) l
+     WHERE s.product_id = l.product_id
+$fn$;
+COMMENT ON FUNCTION popularity_engine.apply_trending_slide(popularity_engine.refresh_state, timestamptz, timestamptz, double precision, double precision) IS
+  'Internal: applies the trending change of a moving window to product_stats when a refresh has no new rows.';
+
 -- One upsert per changed product: its counters and score recounted from the totals (with the
 -- current weights), its new search appearances and, when trending is updated incrementally, the
 -- trending change: new events inside the window at as_of, plus events aggregated earlier that
@@ -207,18 +257,9 @@ BEGIN
         UNION ALL
         SELECT d.product_id, 0, 0, count(*), NULL FROM pg_temp.pe_search_delta d GROUP BY 1
         UNION ALL
-        SELECT t.product_id, x.sign * w.popularity_weight * popularity_engine.decay_factor(t.occurred_at, landmark, half_life_seconds),
-               x.sign, 0, NULL
-          FROM popularity_engine.product_interactions t
-          JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
-         CROSS JOIN LATERAL (SELECT CASE WHEN t.occurred_at > state.as_of THEN 1 ELSE -1 END AS sign) AS x
+        SELECT l.product_id, l.trend_fwd, l.trend_events, 0, NULL
+          FROM popularity_engine.trending_slide(state, new_as_of, landmark, half_life_seconds, window_seconds) l
          WHERE incremental
-           AND ((t.occurred_at > state.as_of AND t.occurred_at <= new_as_of)
-                OR (t.occurred_at >= state.as_of - v_window AND t.occurred_at < new_as_of - v_window))
-           AND t.product_id IS NOT NULL AND w.popularity_weight > 0
-           AND popularity_engine.counts_for_popularity(t.interaction_type, t.event_value)
-           AND popularity_engine.row_aggregated(t.id, t.writer_xid, state.legacy_interaction_id_floor,
-                                                state.aggregated_snapshot, state.legacy_snapshot)
     ),
     per_product AS (
         SELECT c.product_id, sum(c.trend_fwd) AS trend_fwd, sum(c.trend_events) AS trend_events,
@@ -244,9 +285,8 @@ BEGIN
             excluded.wishlist_count, excluded.cart_add_count, excluded.order_count,
             excluded.review_count, excluded.rating_sum, excluded.popularity_score),
            trend_events = s.trend_events + excluded.trend_events,
-           -- an empty window is exactly zero, whatever rounding the sums accumulated
-           trend_fwd = CASE WHEN s.trend_events + excluded.trend_events = 0 THEN 0
-                            ELSE s.trend_fwd + excluded.trend_fwd END,
+           trend_fwd = popularity_engine.trend_total(s.trend_events + excluded.trend_events,
+                                                     s.trend_fwd + excluded.trend_fwd),
            search_count = s.search_count + excluded.search_count,
            last_interaction = greatest(s.last_interaction, excluded.last_interaction),
            last_updated = now(), category = excluded.category, brand = excluded.brand;
@@ -378,10 +418,10 @@ BEGIN
     PERFORM popularity_engine.rebase_if_restored();
     v_waited := popularity_engine.lock_state_row('popularity_engine.refresh_state');
     SELECT * INTO v_state FROM popularity_engine.refresh_state;
-    PERFORM popularity_engine.prepare_popularity_delta();
 
     SELECT * INTO v_snap, v_pending FROM popularity_engine.popularity_pending(v_state, v_own_xid);
     IF v_pending THEN
+        PERFORM popularity_engine.prepare_popularity_delta();
         v_bound := popularity_engine.step_bound(v_state.legacy_interaction_id_floor,
                                                 v_state.aggregated_snapshot, v_own_xid, max_rows);
         SELECT * INTO v_snap, v_new, v_searches
@@ -395,8 +435,10 @@ BEGIN
 
     v_reason := popularity_engine.trending_rebuild_reason(v_state, as_of, v_h, v_w, v_sig);
     v_landmark := CASE WHEN v_reason IS NULL THEN v_state.landmark ELSE as_of END;
-    IF v_new + v_searches > 0 OR v_reason IS NULL THEN
+    IF v_new + v_searches > 0 THEN
         PERFORM popularity_engine.apply_product_stats(v_state, as_of, v_landmark, v_h, v_w, v_reason IS NULL);
+    ELSIF v_reason IS NULL THEN
+        PERFORM popularity_engine.apply_trending_slide(v_state, as_of, v_landmark, v_h, v_w);
     END IF;
     IF v_state.weights_signature IS DISTINCT FROM v_sig THEN
         PERFORM popularity_engine.recount_all_products();
