@@ -2,7 +2,7 @@
 # Runs every test layer of popularity_engine:
 #   0. the lint gate: rustfmt, clippy (warnings are errors), shellcheck, size limits (check_sizes.py)
 #   1. Rust unit tests and #[pg_test] tests (cargo pgrx test, in a pgrx-managed cluster)
-#   2. pg_regress files under tests/pg_regress against a live cluster
+#   2. pg_regress files under tests/pg_regress against a live cluster, then scripts/check-docs.sh
 #   3. isolation specs under tests/isolation (Debian's pg_isolation_regress)
 #   4. ALTER EXTENSION UPDATE from every earlier release (tests/upgrade/run.sh)
 #   5. the pgrx-test/ integration tests over libpq (concurrency, soak, pg_cron)
@@ -73,6 +73,8 @@ if wants regress; then
     head -200 target/pg_regress/regression.diffs 2>/dev/null
     exit 1
   fi
+  echo "==> the SQL reference in docs/ against the installed extension"
+  logged bash scripts/check-docs.sh pe_regress
 fi
 
 if wants isolation; then
@@ -103,6 +105,7 @@ fi
 # One closing line over every layer (only reached when all of them passed).
 rust_tests=$({ grep -aoE "test result: ok\. [0-9]+ passed" "$LOG" || true; } | awk '{s += $4} END {print s + 0}')
 sql_tests=$({ grep -aoE "All [0-9]+ tests passed" "$LOG" || true; } | awk '{s += $2} END {print s + 0}')
+doc_checks=$({ grep -aoE "docs: [0-9]+ routines and [0-9]+ views checked" "$LOG" || true; } | awk 'END {print NR}')
 upgrade_tests=$({ grep -aoE "upgrade: [0-9]+ checks passed" "$LOG" || true; } | awk '{s += $2} END {print s + 0}')
 lint_checks=$({ grep -aoE "lint: [0-9]+ checks passed" "$LOG" || true; } | awk '{s += $2} END {print s + 0}')
-echo "summary: $((rust_tests + sql_tests + upgrade_tests + lint_checks)) passed, 0 failed" | tee target/test-summary.txt
+echo "summary: $((rust_tests + sql_tests + upgrade_tests + lint_checks + doc_checks)) passed, 0 failed" | tee target/test-summary.txt
