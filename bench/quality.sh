@@ -14,7 +14,8 @@
 # Prints one markdown table (HR@10, NDCG@10, recall@10, catalog coverage, recommend() p50/p99
 # latency) and writes it to bench/results/quality/<label>.md.
 # Environment: QUALITY_LABEL (default: the events file's directory name), QUALITY_HOLDOUT_DAYS
-# (7), QUALITY_MAX_USERS (2000 evaluated users per protocol), QUALITY_PORT (28860),
+# (7), QUALITY_PROTOCOLS ("loo cut"; only loo for data whose timestamps are made up),
+# QUALITY_MAX_USERS (2000 evaluated users per protocol), QUALITY_PORT (28860),
 # QUALITY_SKIP_INSTALL=1 to use the extension already installed, QUALITY_SETTINGS to try
 # settings (e.g. "popularity_engine.similarity_top_k=50 popularity_engine.weight_popularity=0.1"),
 # QUALITY_STAGE=similarity|evaluate to reuse the loaded scratch databases of the previous run and
@@ -22,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ $# -lt 1 ] || [ $# -gt 2 ]; then sed -n '2,22p' "$0" >&2; exit 2; fi
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then sed -n '2,23p' "$0" >&2; exit 2; fi
 events=$(realpath "$1")
 catalog=${2:+$(realpath "$2")}
 [ -f "$events" ] || { echo "quality: $1: no such file" >&2; exit 2; }
@@ -61,7 +62,7 @@ trap 'scripts/pgcluster.sh stop' EXIT
 
 q() { PGOPTIONS="-c client_min_messages=warning$settings" scripts/pgcluster.sh psql -tA "$@"; }
 rows=()
-for protocol in loo cut; do
+for protocol in ${QUALITY_PROTOCOLS:-loo cut}; do
   db=pe_quality_$protocol
   echo "==> $label, protocol $protocol" >&2
   if [ "$stage" = all ]; then

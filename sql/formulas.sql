@@ -27,3 +27,13 @@ RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 COMMENT ON FUNCTION popularity_engine.counts_for_popularity(popularity_engine.interaction_type, double precision) IS
   'Whether a logged interaction counts in counters, scores and affinities: every one except a wishlist event whose event_value is not 1 (a removal).';
+
+-- Where a price sits in its category: ln(price / the category's median price). 0 is the
+-- category's middle, +0.69 twice it, -0.69 half of it. NULL when either is unknown.
+CREATE FUNCTION popularity_engine.relative_price(price numeric, category_median double precision)
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN price OPERATOR(pg_catalog.>) 0 AND category_median OPERATOR(pg_catalog.>) 0
+                THEN pg_catalog.ln(price::pg_catalog.float8 OPERATOR(pg_catalog./) category_median) END
+$$;
+COMMENT ON FUNCTION popularity_engine.relative_price(numeric, double precision) IS
+  'ln(price / median price of the category): where a product sits in its category''s price range (NULL when unknown).';

@@ -1,5 +1,6 @@
--- popularity_engine: item-to-item similarity: the table, the job that rebuilds it (the
--- computation itself is compute_item_similarity, in Rust), and similar_products.
+-- popularity_engine: the daily personalization job, refresh_item_similarity, and what it keeps:
+-- item-to-item similarity (computed by compute_item_similarity, in Rust; read by
+-- similar_products) and the price level of each category (for the price fit of the ranking).
 
 CREATE TABLE popularity_engine.item_similarity (
     product_id         bigint NOT NULL,
@@ -13,6 +14,34 @@ COMMENT ON COLUMN popularity_engine.item_similarity.score IS 'Cosine similarity 
 
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.item_similarity', '');
 
+CREATE TABLE popularity_engine.category_prices (
+    category     text PRIMARY KEY,
+    median_price double precision NOT NULL CHECK (median_price > 0),
+    products     bigint NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE popularity_engine.category_prices IS
+  'Median catalog price per category, rebuilt by refresh_item_similarity(): the ranking compares a product''s price with its category''s (relative_price) and with the user''s usual place in a category''s range.';
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.category_prices', '');
+
+CREATE FUNCTION popularity_engine.refresh_category_prices() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_categories bigint;
+BEGIN
+    DELETE FROM popularity_engine.category_prices;
+    INSERT INTO popularity_engine.category_prices (category, median_price, products)
+    SELECT c.category, percentile_cont(0.5) WITHIN GROUP (ORDER BY c.price::float8), count(*)
+      FROM popularity_engine.catalog c
+     WHERE c.category IS NOT NULL AND c.price > 0
+     GROUP BY c.category;
+    GET DIAGNOSTICS v_categories = ROW_COUNT;
+    RETURN v_categories;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.refresh_category_prices() IS
+  'Internal: recomputes category_prices from the catalog; returns how many categories have a price level.';
+
 CREATE FUNCTION popularity_engine.refresh_item_similarity_step(
     OUT processed bigint, OUT more boolean, OUT note text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
@@ -21,8 +50,8 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('popularity_engine.refresh_item_similarity'));
     processed := popularity_engine.compute_item_similarity();
     more := false;
-    note := format('%s similar-product pairs (top %s per product)', processed,
-                   popularity_engine.similarity_top_k());
+    note := format('%s similar-product pairs (top %s per product); price levels of %s categories', processed,
+                   popularity_engine.similarity_top_k(), popularity_engine.refresh_category_prices());
 END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.refresh_item_similarity_step() IS
@@ -35,7 +64,7 @@ BEGIN
 END
 $proc$;
 COMMENT ON PROCEDURE popularity_engine.refresh_item_similarity() IS
-  'Recomputes item_similarity: the top similarity_top_k products per product by cosine similarity of co-interactions (from user_item_weights, kept by refresh_user_preferences). Logs to job_runs.';
+  'Recomputes item_similarity (the top similarity_top_k products per product by cosine similarity of co-interactions, from user_item_weights kept by refresh_user_preferences, shrunk by similarity_shrinkage) and category_prices. Logs to job_runs.';
 
 -- LANGUAGE sql: the argument and an output column are both called product_id.
 CREATE FUNCTION popularity_engine.similar_products(product_id bigint, n integer DEFAULT 10)

@@ -14,8 +14,14 @@ pub static RECENT_ORDER_PENALTY: GucSetting<f64> = GucSetting::<f64>::new(0.7);
 pub static RECENT_ORDER_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
 pub static MAX_PER_CATEGORY: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static PREFERENCE_HALF_LIFE: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
-pub static SIMILARITY_TOP_K: GucSetting<i32> = GucSetting::<i32>::new(20);
+pub static SIMILARITY_TOP_K: GucSetting<i32> = GucSetting::<i32>::new(50);
 pub static RETENTION: GucSetting<i32> = GucSetting::<i32>::new(90 * 24 * 3600);
+pub static WEIGHT_SIMILARITY: GucSetting<f64> = GucSetting::<f64>::new(0.8);
+pub static WEIGHT_CATEGORY: GucSetting<f64> = GucSetting::<f64>::new(0.15);
+pub static WEIGHT_BRAND: GucSetting<f64> = GucSetting::<f64>::new(0.05);
+pub static HISTORY_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(50);
+pub static HISTORY_HALF_LIFE: GucSetting<f64> = GucSetting::<f64>::new(3.0);
+pub static SIMILARITY_SHRINKAGE: GucSetting<f64> = GucSetting::<f64>::new(10.0);
 
 const DAY: i32 = 24 * 3600;
 
@@ -60,6 +66,7 @@ fn weight(
 pub fn init() {
     popularity_settings();
     recommendation_settings();
+    personalization_settings();
     preference_and_retention_settings();
 }
 
@@ -80,6 +87,59 @@ fn popularity_settings() {
         &TRENDING_WINDOW,
         3600,
         365 * DAY,
+    );
+}
+
+/// The weights inside personalization (src/collaborative.rs).
+pub fn personal_weights() -> crate::collaborative::PersonalWeights {
+    crate::collaborative::PersonalWeights {
+        similarity: WEIGHT_SIMILARITY.get(),
+        category: WEIGHT_CATEGORY.get(),
+        brand: WEIGHT_BRAND.get(),
+    }
+}
+
+/// What personalization is made of: collaborative filtering over the recent history, category
+/// and brand affinity.
+fn personalization_settings() {
+    const BLEND: &std::ffi::CStr = c"personalization = (w_sim * cf + w_cat * category affinity + w_brand * brand affinity) / (w_sim + w_cat + w_brand).";
+    weight(
+        c"popularity_engine.weight_similarity",
+        c"Weight of collaborative filtering (similarity to the recent history) in personalization.",
+        BLEND,
+        &WEIGHT_SIMILARITY,
+    );
+    weight(
+        c"popularity_engine.weight_category",
+        c"Weight of the user's category affinity in personalization.",
+        BLEND,
+        &WEIGHT_CATEGORY,
+    );
+    weight(
+        c"popularity_engine.weight_brand",
+        c"Weight of the user's brand affinity in personalization.",
+        BLEND,
+        &WEIGHT_BRAND,
+    );
+    GucRegistry::define_int_guc(
+        c"popularity_engine.history_length",
+        c"How many of a user's most recent distinct products collaborative filtering starts from.",
+        c"cf(j) = sum over the history of recency weight x item similarity to j.",
+        &HISTORY_LENGTH,
+        1,
+        1000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"popularity_engine.history_half_life",
+        c"Recency half-life of the history, in products: the k-th most recent weighs 0.5^(k / half_life).",
+        c"The newest product weighs 1.",
+        &HISTORY_HALF_LIFE,
+        0.1,
+        1000.0,
+        GucContext::Userset,
+        GucFlags::default(),
     );
 }
 
@@ -156,6 +216,16 @@ fn preference_and_retention_settings() {
         &SIMILARITY_TOP_K,
         1,
         1000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"popularity_engine.similarity_shrinkage",
+        c"Shrinkage of item similarity towards 0 for products few users share.",
+        c"similarity = cosine * shared_users / (shared_users + shrinkage).",
+        &SIMILARITY_SHRINKAGE,
+        0.0,
+        10000.0,
         GucContext::Userset,
         GucFlags::default(),
     );

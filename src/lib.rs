@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 
 mod batch;
 mod cluster;
+mod collaborative;
 mod error;
 mod gucs;
 mod interaction;

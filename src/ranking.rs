@@ -4,10 +4,12 @@
 //! score = w_base x base_relevance + w_pers x personalization + w_pop x popularity (GUC weights),
 //! each component in [0, 1]:
 //! * base_relevance = 0.5 x stock + 0.5 x price_fit, stock = 1 - e^(-inventory / 5) (0.5 when
-//!   unknown), price_fit = e^(-|ln(price / user's median price)|) (0.5 without a price band);
-//! * personalization = 0.5 x category affinity + 0.3 x brand affinity + 0.2 x similarity, the
-//!   affinities divided by the user's strongest one, similarity the best item_similarity score
-//!   to one of the user's 20 most recent products;
+//!   unknown), price_fit = e^(-|r - the user's price band|) with r = ln(price / the median price
+//!   of the product's category) and the band the median r of the user's recent products, so that
+//!   a taste for the cheap or the premium end carries across categories (0.5 without a band);
+//! * personalization = (w_sim x cf + w_cat x category affinity + w_brand x brand affinity)
+//!   / (w_sim + w_cat + w_brand), cf the item-to-item similarity summed over the user's recent
+//!   history, recency-weighted and divided by the user's best (src/collaborative.rs);
 //! * popularity = ln(1 + popularity_score) / ln(1 + the highest popularity_score).
 //!
 //! Products ordered within recent_order_window score x (1 - recent_order_penalty); the reported
@@ -20,6 +22,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
+use crate::collaborative::personal_components;
 use crate::error::{During, EngineError, OrReport, Required};
 use crate::gucs;
 use crate::spi_util::{first_value, ids, rows};
@@ -33,6 +36,8 @@ type RankedRow = (i32, i64, f64, f64, f64, f64, String);
 const MAX_N: i32 = 1000;
 /// Largest candidate list of rank_products().
 const MAX_CANDIDATES: usize = 10_000;
+/// recommend() considers at least this many of the products most similar to the history.
+const COLLABORATIVE_CANDIDATES: usize = 200;
 
 /// Catalog and popularity facts about one candidate product.
 #[derive(Clone, Debug)]
@@ -40,7 +45,8 @@ struct Product {
     id: i64,
     category: Option<String>,
     brand: Option<String>,
-    price: Option<f64>,
+    /// ln(price / median price of the product's category), when both are known.
+    relative_price: Option<f64>,
     inventory: Option<i32>,
     is_active: bool,
     popularity_score: f64,
@@ -72,10 +78,12 @@ fn load_products(
     for row in rows(
         client,
         READING,
-        "SELECT p.id, c.category, c.brand, c.price::float8, c.inventory, coalesce(c.is_active, true),
-                coalesce(s.popularity_score, 0), c.product_id IS NOT NULL
+        "SELECT p.id, c.category, c.brand, popularity_engine.relative_price(c.price, cp.median_price),
+                c.inventory, coalesce(c.is_active, true), coalesce(s.popularity_score, 0),
+                c.product_id IS NOT NULL
            FROM unnest($1::int8[]) AS p(id)
            LEFT JOIN popularity_engine.catalog c ON c.product_id = p.id
+           LEFT JOIN popularity_engine.category_prices cp ON cp.category = c.category
            LEFT JOIN popularity_engine.product_stats s ON s.product_id = p.id",
         &[product_ids.to_vec().into()],
     )? {
@@ -84,7 +92,7 @@ fn load_products(
             id,
             category: row.get(2).during(READING)?,
             brand: row.get(3).during(READING)?,
-            price: row.get(4).during(READING)?,
+            relative_price: row.get(4).during(READING)?,
             inventory: row.get(5).during(READING)?,
             is_active: row.get(6).required(READING, "is_active")?,
             popularity_score: row.get(7).required(READING, "popularity_score")?,
@@ -112,10 +120,8 @@ fn base_relevance(p: &Product, ctx: &UserContext) -> f64 {
         None => 0.5,
         Some(n) => 1.0 - (-(f64::from(n.max(0))) / 5.0).exp(),
     };
-    let price_fit = match (p.price, ctx.median_price) {
-        (Some(price), Some(median)) if price > 0.0 && median > 0.0 => {
-            (-(price / median).ln().abs()).exp()
-        }
+    let price_fit = match (p.relative_price, ctx.price_band) {
+        (Some(relative), Some(band)) => (-(relative - band).abs()).exp(),
         _ => 0.5,
     };
     0.5 * stock + 0.5 * price_fit
@@ -169,24 +175,28 @@ impl Ranker<'_> {
         }
     }
 
-    /// The weighted personal components of `p` with the reason each one gives.
+    /// The personal components of `p` (src/collaborative.rs) with the reason each one gives.
     fn personal_parts(&self, p: &Product) -> Vec<(f64, String)> {
         let ctx = self.ctx;
-        let mut parts = Vec::new();
+        let (cf, from) = ctx.collaborative.get(&p.id).copied().unwrap_or((0.0, 0));
+        let affinity = |map: &HashMap<String, f64>, key: &Option<String>| {
+            key.as_ref()
+                .and_then(|k| map.get(k))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let [similarity, category, brand] = personal_components(
+            cf,
+            affinity(&ctx.category_affinity, &p.category),
+            affinity(&ctx.brand_affinity, &p.brand),
+            gucs::personal_weights(),
+        );
+        let mut parts = vec![(similarity, format!("similar_to:{from}"))];
         if let Some(c) = &p.category {
-            parts.push((
-                0.5 * ctx.category_affinity.get(c).copied().unwrap_or(0.0),
-                format!("category:{c}"),
-            ));
+            parts.push((category, format!("category:{c}")));
         }
         if let Some(b) = &p.brand {
-            parts.push((
-                0.3 * ctx.brand_affinity.get(b).copied().unwrap_or(0.0),
-                format!("brand:{b}"),
-            ));
-        }
-        if let Some((s, from)) = ctx.similar.get(&p.id) {
-            parts.push((0.2 * s, format!("similar_to:{from}")));
+            parts.push((brand, format!("brand:{b}")));
         }
         parts
     }
@@ -234,8 +244,9 @@ const POPULAR: &str = "SELECT s.product_id FROM popularity_engine.product_stats 
   ORDER BY s.popularity_score DESC, s.product_id LIMIT $2";
 
 /// The candidate sources of recommend(), each product with the source that found it first:
-/// personal (products similar to the user's recent ones, the top products of the user's 3
-/// strongest categories and 2 strongest brands; not for a cold user), then trending, then popular.
+/// personal (the products most similar to the user's history, the top products of the user's 3
+/// strongest categories and 2 strongest brands; not for a cold user), then trending, then popular
+/// (for a warm user only when the personal ones are fewer than `pool`, or a category is asked).
 /// At most `pool` products per source query.
 fn candidate_sources(
     client: &SpiClient,
@@ -247,12 +258,12 @@ fn candidate_sources(
     let cat = || -> DatumWithOid { category.map(str::to_owned).into() };
     let mut sources: Vec<(i64, Source)> = Vec::new();
     if !ctx.cold {
-        let mut similar: Vec<(&i64, &(f64, i64))> = ctx.similar.iter().collect();
+        let mut similar: Vec<(&i64, &(f64, i64))> = ctx.collaborative.iter().collect();
         similar.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then(a.0.cmp(b.0)));
         sources.extend(
             similar
                 .into_iter()
-                .take(pool as usize)
+                .take(COLLABORATIVE_CANDIDATES.max(pool as usize))
                 .map(|(p, _)| (*p, Source::Personal)),
         );
         for (affinity, take, sql) in [
@@ -268,24 +279,34 @@ fn candidate_sources(
             }
         }
     }
-    let trending = ids(
-        client,
-        "reading trending products",
-        TRENDING,
-        &[cat(), pool.into()],
-    )?;
-    sources.extend(trending.into_iter().map(|p| (p, Source::Trending)));
-    let popular = ids(
-        client,
-        "reading popular products",
-        POPULAR,
-        &[cat(), pool.into()],
-    )?;
-    sources.extend(popular.into_iter().map(|p| (p, Source::Popular)));
-
-    // first source wins: personal before trending before popular
     let mut seen = HashSet::new();
     sources.retain(|(p, _)| seen.insert(*p));
+    // A warm user's list comes from their own signals; trending and popular products fill it
+    // when those are too few (or may miss the requested category).
+    if ctx.cold || category.is_some() || sources.len() < pool as usize {
+        let trending = ids(
+            client,
+            "reading trending products",
+            TRENDING,
+            &[cat(), pool.into()],
+        )?;
+        let popular = ids(
+            client,
+            "reading popular products",
+            POPULAR,
+            &[cat(), pool.into()],
+        )?;
+        // first source wins: personal before trending before popular
+        for (p, source) in trending
+            .into_iter()
+            .map(|p| (p, Source::Trending))
+            .chain(popular.into_iter().map(|p| (p, Source::Popular)))
+        {
+            if seen.insert(p) {
+                sources.push((p, source));
+            }
+        }
+    }
     Ok(sources)
 }
 
@@ -596,7 +617,7 @@ mod tests {
                 id,
                 category: category.map(str::to_owned),
                 brand: None,
-                price: None,
+                relative_price: None,
                 inventory: None,
                 is_active: true,
                 popularity_score: 0.0,

@@ -5,7 +5,7 @@
 //! interactions with i), keeping only the user's `MAX_ITEMS_PER_USER` strongest products, then
 //! L2-normalised, so that every user contributes at most 1 to the whole matrix (heavy users do not
 //! dominate). The similarity of products i and j is the cosine of their columns, shrunk by the
-//! number of users they share: sim = cos(i, j) x c / (c + SHRINKAGE). The top K per product
+//! number of users they share: sim = cos(i, j) x c / (c + shrinkage) (GUC similarity_shrinkage). The top K per product
 //! (GUC similarity_top_k) replace item_similarity in one transaction.
 //!
 //! Memory: about 16 bytes per kept user-product pair (both sparse layouts), 40 bytes per product
@@ -17,10 +17,9 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 use crate::error::{During, EngineError, OrReport, Required};
-use crate::gucs::SIMILARITY_TOP_K;
+use crate::gucs::{SIMILARITY_SHRINKAGE, SIMILARITY_TOP_K};
 
 const MAX_ITEMS_PER_USER: usize = 200;
-const SHRINKAGE: f32 = 3.0;
 const FETCH_ROWS: i64 = 20_000;
 const WRITE_ROWS: usize = 50_000;
 
@@ -146,6 +145,7 @@ fn load_interactions() -> Result<Interactions, EngineError> {
 fn top_k_neighbours(
     data: &Interactions,
     k: usize,
+    shrinkage: f32,
     mut check_interrupts: impl FnMut(),
 ) -> Vec<(i64, i64, f64)> {
     let n = data.products.len();
@@ -180,7 +180,7 @@ fn top_k_neighbours(
             let j = j as usize;
             let c = shared[j] as f32;
             let cosine = dot[j] / (norms[i] * norms[j]);
-            let score = (cosine * c / (c + SHRINKAGE)).min(1.0);
+            let score = (cosine * c / (c + shrinkage)).min(1.0);
             if score > 0.0 {
                 scored.push((score, data.products[j]));
             }
@@ -222,7 +222,8 @@ fn replace_item_similarity() -> Result<i64, EngineError> {
     const WRITING: &str = "writing item_similarity";
     let k = SIMILARITY_TOP_K.get().max(1) as usize;
     let data = load_interactions()?;
-    let pairs = top_k_neighbours(&data, k, || {
+    let shrinkage = SIMILARITY_SHRINKAGE.get() as f32;
+    let pairs = top_k_neighbours(&data, k, shrinkage, || {
         pg_sys::check_for_interrupts!();
     });
     drop(data);
@@ -294,7 +295,7 @@ mod tests {
             users,
             products: vec![10, 20, 30],
         };
-        let out = top_k_neighbours(&data, 5, || {});
+        let out = top_k_neighbours(&data, 5, 3.0, || {});
         let sim = |a: i64, b: i64| out.iter().find(|p| p.0 == a && p.1 == b).map(|p| p.2);
         // 10 and 20: cosine 3/(sqrt(3)*2) = 0.866, shrunk by 3/(3+3)
         let expected = 3.0 / (3f64.sqrt() * 2.0) * 0.5;

@@ -1,11 +1,13 @@
 //! What recommend() and rank_products() know about a user: the cold-start decision, category
-//! and brand affinities, recent products and their similar products, price band and recent
-//! orders, each read with one indexed lookup.
+//! and brand affinities, the recent history and the products similar to it (collaborative
+//! filtering, src/collaborative.rs), price band and recent orders, each read with one indexed
+//! lookup. The history comes from the log itself, so the newest interactions count at once.
 
 use std::collections::{HashMap, HashSet};
 
 use pgrx::spi::SpiClient;
 
+use crate::collaborative::{collaborative_scores, Collaborative};
 use crate::error::{EngineError, Required};
 use crate::gucs;
 use crate::spi_util::{first_value, ids, rows};
@@ -20,19 +22,16 @@ pub struct UserContext {
     pub category_affinity: HashMap<String, f64>,
     /// Brand -> affinity, divided by the strongest.
     pub brand_affinity: HashMap<String, f64>,
-    /// The user's 20 most recent distinct products, most recent first.
-    pub recent_products: Vec<i64>,
-    /// Best similarity of each product to one of `recent_products`.
-    pub similar: Similarities,
-    /// Median price of the user's recent catalogued products.
-    pub median_price: Option<f64>,
+    /// The user's history_length most recent distinct products, most recent first.
+    pub history: Vec<i64>,
+    /// cf of each product similar to the history, and its strongest history product.
+    pub collaborative: Collaborative,
+    /// The user's price band: the median of ln(price / median price of the category) over the
+    /// recent products whose category has a known price level.
+    pub price_band: Option<f64>,
     /// Products ordered within recent_order_window.
     pub recent_orders: HashSet<i64>,
 }
-
-/// Best similarity of each product to one of the user's recent products:
-/// product -> (score, recent product).
-pub type Similarities = HashMap<i64, (f64, i64)>;
 
 /// Everything the ranking needs to know about `user_id`.
 pub fn load_user(client: &SpiClient, user_id: i64) -> Result<UserContext, EngineError> {
@@ -46,14 +45,16 @@ pub fn load_user(client: &SpiClient, user_id: i64) -> Result<UserContext, Engine
     let mut ctx = UserContext {
         cold: first_value::<bool>(cold, DECIDING)?
             .ok_or(EngineError::no_value(DECIDING, "decision"))?,
-        median_price: median_price(client, user_id)?,
+        price_band: price_band(client, user_id)?,
         recent_orders: recent_orders(client, user_id)?,
         ..Default::default()
     };
     if !ctx.cold {
         load_affinities(client, user_id, &mut ctx)?;
-        ctx.recent_products = recent_products(client, user_id)?;
-        ctx.similar = similarities(client, &ctx.recent_products)?;
+        ctx.history = history(client, user_id)?;
+        let rows = similarity_rows(client, &ctx.history)?;
+        let half_life = gucs::HISTORY_HALF_LIFE.get();
+        ctx.collaborative = collaborative_scores(&ctx.history, half_life, &rows);
     }
     Ok(ctx)
 }
@@ -85,34 +86,37 @@ fn load_affinities(
     Ok(())
 }
 
-/// The user's 20 most recent distinct products, most recent first.
-fn recent_products(client: &SpiClient, user_id: i64) -> Result<Vec<i64>, EngineError> {
+/// The user's history_length most recent distinct products, most recent first (ties by id).
+fn history(client: &SpiClient, user_id: i64) -> Result<Vec<i64>, EngineError> {
+    let length = i64::from(gucs::HISTORY_LENGTH.get());
     ids(
         client,
         "reading the user's recent products",
         "SELECT product_id FROM (
-             SELECT DISTINCT ON (product_id) product_id, occurred_at
+             SELECT product_id, max(occurred_at) AS last_at
                FROM (SELECT product_id, occurred_at FROM popularity_engine.product_interactions
                       WHERE user_id = $1 AND product_id IS NOT NULL
-                      ORDER BY occurred_at DESC LIMIT 100) r
-              ORDER BY product_id, occurred_at DESC) d
-          ORDER BY occurred_at DESC, product_id LIMIT 20",
-        &[user_id.into()],
+                      ORDER BY occurred_at DESC LIMIT $2 * 4) r
+              GROUP BY product_id) d
+          ORDER BY last_at DESC, product_id LIMIT $2",
+        &[user_id.into(), length.into()],
     )
 }
 
-/// The median price of the catalogued products among the user's last 100 interactions.
-fn median_price(client: &SpiClient, user_id: i64) -> Result<Option<f64>, EngineError> {
+/// The user's price band over their last 100 interactions (see UserContext::price_band).
+fn price_band(client: &SpiClient, user_id: i64) -> Result<Option<f64>, EngineError> {
     const READING: &str = "reading the user's price band";
     let median = rows(
         client,
         READING,
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY c.price::float8)
+        "SELECT percentile_cont(0.5) WITHIN GROUP (
+                    ORDER BY popularity_engine.relative_price(c.price, cp.median_price))
            FROM (SELECT product_id FROM popularity_engine.product_interactions
                   WHERE user_id = $1 AND product_id IS NOT NULL
                   ORDER BY occurred_at DESC LIMIT 100) r
            JOIN popularity_engine.catalog c ON c.product_id = r.product_id
-          WHERE c.price > 0",
+           JOIN popularity_engine.category_prices cp ON cp.category = c.category
+          WHERE popularity_engine.relative_price(c.price, cp.median_price) IS NOT NULL",
         &[user_id.into()],
     )?;
     first_value::<f64>(median, READING)
@@ -138,27 +142,28 @@ fn normalise(map: &mut HashMap<String, f64>) {
     }
 }
 
-/// Best similarity of each product to one of `recent`.
-fn similarities(client: &SpiClient, recent: &[i64]) -> Result<Similarities, EngineError> {
+/// The item_similarity rows (product, similar product, score) of the history's products.
+fn similarity_rows(
+    client: &SpiClient,
+    history: &[i64],
+) -> Result<Vec<(i64, i64, f64)>, EngineError> {
     const READING: &str = "reading item_similarity";
-    let mut best = Similarities::new();
-    if recent.is_empty() {
-        return Ok(best);
+    let mut out = Vec::new();
+    if history.is_empty() {
+        return Ok(out);
     }
     for row in rows(
         client,
         READING,
-        "SELECT similar_product_id, product_id, score FROM popularity_engine.item_similarity
+        "SELECT product_id, similar_product_id, score FROM popularity_engine.item_similarity
           WHERE product_id = ANY ($1::int8[])",
-        &[recent.to_vec().into()],
+        &[history.to_vec().into()],
     )? {
-        let p: i64 = row.get(1).required(READING, "similar_product_id")?;
-        let from: i64 = row.get(2).required(READING, "product_id")?;
-        let score: f64 = row.get(3).required(READING, "score")?;
-        let entry = best.entry(p).or_insert((score, from));
-        if score > entry.0 || (score == entry.0 && from < entry.1) {
-            *entry = (score, from);
-        }
+        out.push((
+            row.get(1).required(READING, "product_id")?,
+            row.get(2).required(READING, "similar_product_id")?,
+            row.get(3).required(READING, "score")?,
+        ));
     }
-    Ok(best)
+    Ok(out)
 }

@@ -27,6 +27,17 @@ CREATE TYPE popularity_engine.job AS ENUM (
 COMMENT ON TYPE popularity_engine.job IS
   'The maintenance jobs run_job knows; job_runs.job holds their names.';
 
+-- The price level of each category, kept by refresh_item_similarity for the ranking's price fit.
+CREATE TABLE popularity_engine.category_prices (
+    category     text PRIMARY KEY,
+    median_price double precision NOT NULL CHECK (median_price > 0),
+    products     bigint NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE popularity_engine.category_prices IS
+  'Median catalog price per category, rebuilt by refresh_item_similarity(): the ranking compares a product''s price with its category''s (relative_price) and with the user''s usual place in a category''s range.';
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.category_prices', '');
+
 -- Catalog comments speak of this project alone.
 COMMENT ON TYPE popularity_engine.interaction_type IS
   'Every interaction an application can log: the union of the names storefronts commonly send (view and product_view, wishlist and wishlist_add, ...). See interaction_weights for how each one counts.';
