@@ -153,42 +153,46 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.trending_rebuild_reason(popularity_engine.refresh_state, timestamptz, double precision, double precision, text) IS
   'Internal: why refresh_popularity must rebuild trending from the window (NULL when an incremental update is exact).';
 
--- Products' counters and popularity_score from their all-time totals per type: the one place
--- that maps interaction_weights.counter to product_stats columns. One row per product asked for
--- (zeros without totals). Inlined into its callers: one index probe per product, in one plan
--- node (a LATERAL call per product re-ran an aggregate subplan for each).
-CREATE FUNCTION popularity_engine.product_counters(products bigint[])
-RETURNS TABLE (product_id bigint, search_click_count bigint, view_count bigint, click_count bigint,
-               wishlist_count bigint, cart_add_count bigint, order_count bigint, review_count bigint,
-               rating_sum double precision, popularity_score double precision)
-LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
-    SELECT p.product_id,
-           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'search_click_count'), 0)::bigint,
-           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'view_count'), 0)::bigint,
-           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'click_count'), 0)::bigint,
-           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'wishlist_count'), 0)::bigint,
-           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'cart_add_count'), 0)::bigint,
-           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'order_count'), 0)::bigint,
-           coalesce(pg_catalog.sum(t.events) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'review_count'), 0)::bigint,
-           coalesce(pg_catalog.sum(t.value_sum) FILTER (WHERE w.counter OPERATOR(pg_catalog.=) 'review_count'), 0),
-           coalesce(pg_catalog.sum(t.events OPERATOR(pg_catalog.*) w.popularity_weight), 0)
-      FROM pg_catalog.unnest(products) AS p(product_id)
-      LEFT JOIN popularity_engine.product_type_totals t ON t.product_id OPERATOR(pg_catalog.=) p.product_id
-      LEFT JOIN popularity_engine.interaction_weights w
-             ON w.interaction_type OPERATOR(pg_catalog.=) t.interaction_type
-     GROUP BY p.product_id
+-- A product's counters and popularity_score, as one value.
+CREATE TYPE popularity_engine.product_counters AS (
+    search_click_count bigint, view_count bigint, click_count bigint, wishlist_count bigint,
+    cart_add_count bigint, order_count bigint, review_count bigint,
+    rating_sum double precision, popularity_score double precision);
+COMMENT ON TYPE popularity_engine.product_counters IS
+  'Internal: the counters and popularity_score of product_popularity, as one value.';
+
+-- What `events` interactions of a type (its interaction_weights.counter and popularity_weight,
+-- the sum of their event_value) add to a product's counters: the one place that maps a counter
+-- name to a product_stats column. Summed field by field over the new events (incremental) or
+-- over product_type_totals (recount). Inlined, so a field of it is a single CASE.
+CREATE FUNCTION popularity_engine.counter_delta(
+    counter text, events bigint, value_sum double precision, weight double precision)
+RETURNS popularity_engine.product_counters LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT ROW(CASE WHEN counter OPERATOR(pg_catalog.=) 'search_click_count' THEN events ELSE 0 END,
+               CASE WHEN counter OPERATOR(pg_catalog.=) 'view_count' THEN events ELSE 0 END,
+               CASE WHEN counter OPERATOR(pg_catalog.=) 'click_count' THEN events ELSE 0 END,
+               CASE WHEN counter OPERATOR(pg_catalog.=) 'wishlist_count' THEN events ELSE 0 END,
+               CASE WHEN counter OPERATOR(pg_catalog.=) 'cart_add_count' THEN events ELSE 0 END,
+               CASE WHEN counter OPERATOR(pg_catalog.=) 'order_count' THEN events ELSE 0 END,
+               CASE WHEN counter OPERATOR(pg_catalog.=) 'review_count' THEN events ELSE 0 END,
+               CASE WHEN counter OPERATOR(pg_catalog.=) 'review_count' THEN value_sum ELSE 0 END,
+               events OPERATOR(pg_catalog.*) weight)::popularity_engine.product_counters
 $fn$;
-COMMENT ON FUNCTION popularity_engine.product_counters(bigint[]) IS
-  'Internal: the product_popularity counters and popularity_score of the given products, from product_type_totals and the current interaction_weights.';
+COMMENT ON FUNCTION popularity_engine.counter_delta(text, bigint, double precision, double precision) IS
+  'Internal: what events interactions of a type add to a product''s counters and popularity_score.';
 
 -- The trending change from time passing alone, per product: events aggregated earlier that were
 -- in the future at the previous as_of and now are not (+), and those that slid out of the
 -- window (-). Read through the index on occurred_at: work proportional to the time that passed.
+-- PL/pgSQL rather than SQL: its plan is kept for the session instead of made at every call.
 CREATE FUNCTION popularity_engine.trending_slide(
     state popularity_engine.refresh_state, new_as_of timestamptz, landmark timestamptz,
     half_life_seconds double precision, window_seconds double precision)
 RETURNS TABLE (product_id bigint, trend_fwd double precision, trend_events bigint)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT t.product_id,
            sum(x.sign * w.popularity_weight * popularity_engine.decay_factor(t.occurred_at, landmark, half_life_seconds)),
            sum(x.sign)
@@ -202,7 +206,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
        AND popularity_engine.counts_for_popularity(t.interaction_type, t.event_value)
        AND popularity_engine.row_aggregated(t.id, t.writer_xid, state.legacy_interaction_id_floor,
                                             state.aggregated_snapshot, state.legacy_snapshot)
-     GROUP BY t.product_id
+     GROUP BY t.product_id;
+END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.trending_slide(popularity_engine.refresh_state, timestamptz, timestamptz, double precision, double precision) IS
   'Internal: per product, the change of the forward-decayed trending sum between the stored as_of and new_as_of that comes from the window moving.';
@@ -231,8 +236,8 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.apply_trending_slide(popularity_engine.refresh_state, timestamptz, timestamptz, double precision, double precision) IS
   'Internal: applies the trending change of a moving window to product_stats when a refresh has no new rows.';
 
--- One upsert per changed product: its counters and score recounted from the totals (with the
--- current weights), its new search appearances and, when trending is updated incrementally, the
+-- One upsert per changed product: the new events' counters and score (with the current
+-- weights), its new search appearances and, when trending is updated incrementally, the
 -- trending change: new events inside the window at as_of, plus events aggregated earlier that
 -- were in the future at the previous as_of, minus those that slid out of the window.
 CREATE FUNCTION popularity_engine.apply_product_stats(
@@ -250,40 +255,57 @@ BEGIN
                                   AND d.occurred_at BETWEEN new_as_of - v_window AND new_as_of), 0) AS trend_fwd,
                count(*) FILTER (WHERE d.counted AND w.popularity_weight > 0 AND incremental
                                   AND d.occurred_at BETWEEN new_as_of - v_window AND new_as_of) AS trend_events,
-               0::bigint AS search_count, max(d.occurred_at) AS last_at
+               0::bigint AS search_count, max(d.occurred_at) AS last_at,
+               sum((popularity_engine.counter_delta(w.counter, 1, d.event_value, w.popularity_weight)).search_click_count) FILTER (WHERE d.counted) AS search_click_count,
+               sum((popularity_engine.counter_delta(w.counter, 1, d.event_value, w.popularity_weight)).view_count) FILTER (WHERE d.counted) AS view_count,
+               sum((popularity_engine.counter_delta(w.counter, 1, d.event_value, w.popularity_weight)).click_count) FILTER (WHERE d.counted) AS click_count,
+               sum((popularity_engine.counter_delta(w.counter, 1, d.event_value, w.popularity_weight)).wishlist_count) FILTER (WHERE d.counted) AS wishlist_count,
+               sum((popularity_engine.counter_delta(w.counter, 1, d.event_value, w.popularity_weight)).cart_add_count) FILTER (WHERE d.counted) AS cart_add_count,
+               sum((popularity_engine.counter_delta(w.counter, 1, d.event_value, w.popularity_weight)).order_count) FILTER (WHERE d.counted) AS order_count,
+               sum((popularity_engine.counter_delta(w.counter, 1, d.event_value, w.popularity_weight)).review_count) FILTER (WHERE d.counted) AS review_count,
+               sum((popularity_engine.counter_delta(w.counter, 1, d.event_value, w.popularity_weight)).rating_sum) FILTER (WHERE d.counted) AS rating_sum,
+               sum((popularity_engine.counter_delta(w.counter, 1, d.event_value, w.popularity_weight)).popularity_score) FILTER (WHERE d.counted) AS popularity_score
           FROM pg_temp.pe_delta d
           JOIN popularity_engine.interaction_weights w ON w.interaction_type::text = d.interaction_type
          GROUP BY d.product_id
         UNION ALL
-        SELECT d.product_id, 0, 0, count(*), NULL FROM pg_temp.pe_search_delta d GROUP BY 1
+        SELECT d.product_id, 0, 0, count(*), NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0 FROM pg_temp.pe_search_delta d GROUP BY 1
         UNION ALL
-        SELECT l.product_id, l.trend_fwd, l.trend_events, 0, NULL
+        SELECT l.product_id, l.trend_fwd, l.trend_events, 0, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0
           FROM popularity_engine.trending_slide(state, new_as_of, landmark, half_life_seconds, window_seconds) l
          WHERE incremental
     ),
     per_product AS (
         SELECT c.product_id, sum(c.trend_fwd) AS trend_fwd, sum(c.trend_events) AS trend_events,
-               sum(c.search_count) AS search_count, max(c.last_at) AS last_at
+               sum(c.search_count) AS search_count, max(c.last_at) AS last_at,
+               coalesce(sum(c.search_click_count), 0) AS search_click_count,
+               coalesce(sum(c.view_count), 0) AS view_count, coalesce(sum(c.click_count), 0) AS click_count,
+               coalesce(sum(c.wishlist_count), 0) AS wishlist_count,
+               coalesce(sum(c.cart_add_count), 0) AS cart_add_count,
+               coalesce(sum(c.order_count), 0) AS order_count, coalesce(sum(c.review_count), 0) AS review_count,
+               coalesce(sum(c.rating_sum), 0) AS rating_sum, coalesce(sum(c.popularity_score), 0) AS popularity_score
           FROM changes c GROUP BY c.product_id)
     INSERT INTO popularity_engine.product_stats AS s
            (product_id, search_click_count, view_count, click_count, wishlist_count, cart_add_count,
             order_count, review_count, rating_sum, popularity_score, trend_fwd, trend_events,
             search_count, last_interaction, last_updated, category, brand)
-    SELECT p.product_id, k.search_click_count, k.view_count, k.click_count, k.wishlist_count,
-           k.cart_add_count, k.order_count, k.review_count, k.rating_sum, k.popularity_score,
+    SELECT p.product_id, p.search_click_count, p.view_count, p.click_count, p.wishlist_count,
+           p.cart_add_count, p.order_count, p.review_count, p.rating_sum, p.popularity_score,
            p.trend_fwd, p.trend_events, p.search_count, p.last_at, now(),
            -- looked up per product through the catalog's key: a join hashed the whole catalog
            (SELECT cat.category FROM popularity_engine.catalog cat WHERE cat.product_id = p.product_id),
            (SELECT cat.brand FROM popularity_engine.catalog cat WHERE cat.product_id = p.product_id)
       FROM per_product p
-      JOIN popularity_engine.product_counters(ARRAY(SELECT product_id FROM per_product)) k
-        ON k.product_id = p.product_id
     ON CONFLICT (product_id) DO UPDATE
-       SET (search_click_count, view_count, click_count, wishlist_count, cart_add_count,
-            order_count, review_count, rating_sum, popularity_score)
-         = (excluded.search_click_count, excluded.view_count, excluded.click_count,
-            excluded.wishlist_count, excluded.cart_add_count, excluded.order_count,
-            excluded.review_count, excluded.rating_sum, excluded.popularity_score),
+       SET search_click_count = s.search_click_count + excluded.search_click_count,
+           view_count = s.view_count + excluded.view_count,
+           click_count = s.click_count + excluded.click_count,
+           wishlist_count = s.wishlist_count + excluded.wishlist_count,
+           cart_add_count = s.cart_add_count + excluded.cart_add_count,
+           order_count = s.order_count + excluded.order_count,
+           review_count = s.review_count + excluded.review_count,
+           rating_sum = s.rating_sum + excluded.rating_sum,
+           popularity_score = s.popularity_score + excluded.popularity_score,
            trend_events = s.trend_events + excluded.trend_events,
            trend_fwd = popularity_engine.trend_total(s.trend_events + excluded.trend_events,
                                                      s.trend_fwd + excluded.trend_fwd),
@@ -303,7 +325,19 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $fn$
             order_count, review_count, rating_sum, popularity_score, last_updated)
          = (k.search_click_count, k.view_count, k.click_count, k.wishlist_count, k.cart_add_count,
             k.order_count, k.review_count, k.rating_sum, k.popularity_score, now())
-      FROM popularity_engine.product_counters(ARRAY(SELECT product_id FROM popularity_engine.product_stats)) k
+      FROM (SELECT t.product_id,
+                   sum((popularity_engine.counter_delta(w.counter, t.events, t.value_sum, w.popularity_weight)).search_click_count) AS search_click_count,
+                   sum((popularity_engine.counter_delta(w.counter, t.events, t.value_sum, w.popularity_weight)).view_count) AS view_count,
+                   sum((popularity_engine.counter_delta(w.counter, t.events, t.value_sum, w.popularity_weight)).click_count) AS click_count,
+                   sum((popularity_engine.counter_delta(w.counter, t.events, t.value_sum, w.popularity_weight)).wishlist_count) AS wishlist_count,
+                   sum((popularity_engine.counter_delta(w.counter, t.events, t.value_sum, w.popularity_weight)).cart_add_count) AS cart_add_count,
+                   sum((popularity_engine.counter_delta(w.counter, t.events, t.value_sum, w.popularity_weight)).order_count) AS order_count,
+                   sum((popularity_engine.counter_delta(w.counter, t.events, t.value_sum, w.popularity_weight)).review_count) AS review_count,
+                   sum((popularity_engine.counter_delta(w.counter, t.events, t.value_sum, w.popularity_weight)).rating_sum) AS rating_sum,
+                   sum((popularity_engine.counter_delta(w.counter, t.events, t.value_sum, w.popularity_weight)).popularity_score) AS popularity_score
+              FROM popularity_engine.product_type_totals t
+              JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
+             GROUP BY t.product_id) k
      WHERE s.product_id = k.product_id
 $fn$;
 COMMENT ON FUNCTION popularity_engine.recount_all_products() IS

@@ -38,6 +38,14 @@ COMMENT ON TABLE popularity_engine.category_prices IS
   'Median catalog price per category, rebuilt by refresh_item_similarity(): the ranking compares a product''s price with its category''s (relative_price) and with the user''s usual place in a category''s range.';
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.category_prices', '');
 
+-- A product's counters as one value (counter_delta names the counter mapping once).
+CREATE TYPE popularity_engine.product_counters AS (
+    search_click_count bigint, view_count bigint, click_count bigint, wishlist_count bigint,
+    cart_add_count bigint, order_count bigint, review_count bigint,
+    rating_sum double precision, popularity_score double precision);
+COMMENT ON TYPE popularity_engine.product_counters IS
+  'Internal: the counters and popularity_score of product_popularity, as one value.';
+
 -- Catalog comments speak of this project alone.
 COMMENT ON TYPE popularity_engine.interaction_type IS
   'Every interaction an application can log: the union of the names storefronts commonly send (view and product_view, wishlist and wishlist_add, ...). See interaction_weights for how each one counts.';
