@@ -19,7 +19,7 @@ pub static RETENTION: GucSetting<i32> = GucSetting::<i32>::new(90 * 24 * 3600);
 pub static WEIGHT_SIMILARITY: GucSetting<f64> = GucSetting::<f64>::new(0.8);
 pub static WEIGHT_CATEGORY: GucSetting<f64> = GucSetting::<f64>::new(0.15);
 pub static WEIGHT_BRAND: GucSetting<f64> = GucSetting::<f64>::new(0.05);
-pub static HISTORY_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(50);
+pub static HISTORY_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(20);
 pub static HISTORY_HALF_LIFE: GucSetting<f64> = GucSetting::<f64>::new(3.0);
 pub static SIMILARITY_SHRINKAGE: GucSetting<f64> = GucSetting::<f64>::new(10.0);
 
