@@ -42,7 +42,7 @@ export PE_CONF="shared_buffers = 1GB
 work_mem = 64MB
 max_wal_size = 8GB
 jit = off"
-WORK=/tmp/popularity_engine/quality-work
+WORK=/tmp/popularity_engine/quality-work-$PE_PORT
 mkdir -p "$WORK" && chmod 1777 /tmp/popularity_engine "$WORK"
 OUT=bench/results/quality
 mkdir -p "$OUT"

@@ -42,6 +42,21 @@ psql_demo -c "CALL popularity_engine.refresh_popularity()" \
           -c "CALL popularity_engine.refresh_item_similarity()"
 psql_demo -f scripts/demo/report.sql
 
+# One line of recommendation quality (bench/quality.sh, leave-last-out) on a small generated shop
+# with structure (tastes, baskets, sessions), where a figure means something; the random sample
+# shop above has none to find. Computed once per build and data, then reused.
+quality_file=target/demo-quality-$script_sum.txt
+if [ ! -s "$quality_file" ]; then
+  echo "==> measuring recommendation quality on a generated 1,000-user shop (some seconds)"
+  python3 bench/generate_shop.py target/demo-shop --users 1000 --products 800 >/dev/null
+  QUALITY_SKIP_INSTALL=1 QUALITY_PROTOCOLS=loo QUALITY_PORT=28864 QUALITY_LABEL=demo-shop \
+    bash bench/quality.sh target/demo-shop/events.csv target/demo-shop/catalog.csv 2>/dev/null \
+    | awk -F' *[|] *' '$3 == "recommend()" {r = $5; rn = $6; u = $4} $3 == "item-kNN" {k = $5; kn = $6}
+        END {printf "quality: recommend() HR@10 %s, NDCG@10 %s vs item-kNN %s, %s (%s users, leave-last-out; bench/quality.sh)\n", r, rn, k, kn, u}' \
+    > "$quality_file"
+fi
+cat "$quality_file"
+
 cat <<MSG
 
 Connect to the demo database:

@@ -3,8 +3,11 @@
 //!
 //! * History: the user's `history_length` most recent distinct products, newest first, the k-th
 //!   (k = 0 for the newest) weighing h_k = 0.5^(k / history_half_life).
-//! * Collaborative filtering: cf(j) = sum_k h_k x sim(history_k, j) over item_similarity, divided
-//!   by the user's largest cf, so cf is in [0, 1] and 1 for the user's best candidate.
+//! * Collaborative filtering: cf(j) = sqrt(s(j) / max s), s(j) = sum_k h_k x sim(history_k, j)
+//!   over item_similarity: in [0, 1], 1 for the user's best candidate. The square root keeps the
+//!   user's weaker neighbours closer to the best one, so that the fixed-weight popularity
+//!   component does not push them out of the list (it measured better than the plain ratio on
+//!   every data set of bench/RESULTS.md, and better than any power above 1).
 //! * personalization = (w_sim x cf + w_cat x category affinity + w_brand x brand affinity)
 //!   / (w_sim + w_cat + w_brand), the affinities divided by the user's strongest one: in [0, 1].
 
@@ -19,7 +22,7 @@ pub fn recency_weight(k: usize, half_life: f64) -> f64 {
 }
 
 /// cf of every product similar to one of `history` (newest first), from `similarities` rows
-/// (product, similar product, score), normalised to the largest.
+/// (product, similar product, score): the square root of its share of the largest sum.
 pub fn collaborative_scores(
     history: &[i64],
     half_life: f64,
@@ -44,7 +47,7 @@ pub fn collaborative_scores(
     let max = sums.values().map(|(s, _)| *s).fold(0.0, f64::max);
     sums.into_iter()
         .filter(|(_, (s, _))| *s > 0.0)
-        .map(|(p, (s, (_, from)))| (p, (s / max, from)))
+        .map(|(p, (s, (_, from)))| (p, ((s / max).sqrt(), from)))
         .collect()
 }
 
@@ -94,13 +97,19 @@ mod tests {
             (99, 1, 1.0),
         ];
         let cf = collaborative_scores(&[10, 20], 1.0, &sims);
-        // raw: 1 -> 0.8 + 0.5 x 0.4 = 1.0; 2 -> 0.5 x 0.9 = 0.45; 3 -> 0.1; 99 is not history
+        // sums: 1 -> 0.8 + 0.5 x 0.4 = 1.0; 2 -> 0.5 x 0.9 = 0.45; 3 -> 0.1; 99 is not history;
+        // cf = sqrt(sum / 1.0)
         assert_eq!(cf.len(), 3);
         assert!((cf[&1].0 - 1.0).abs() < 1e-15);
         assert_eq!(cf[&1].1, 10);
-        assert!((cf[&2].0 - 0.45).abs() < 1e-15);
+        assert!((cf[&2].0 - 0.670_820_393_249_936_9).abs() < 1e-15);
         assert_eq!(cf[&2].1, 20);
-        assert!((cf[&3].0 - 0.1).abs() < 1e-15);
+        assert!((cf[&3].0 - 0.316_227_766_016_837_94).abs() < 1e-15);
+        // newest first 20 (h = 1), 10 (h = 0.5): sums 1 -> 0.4, 2 -> 0.9, 3 -> 0.05; the best
+        // sum is below 1 and still maps to cf = 1
+        let cf = collaborative_scores(&[20, 10], 1.0, &sims[1..4]);
+        assert!((cf[&2].0 - 1.0).abs() < 1e-15);
+        assert!((cf[&3].0 - (0.05f64 / 0.9).sqrt()).abs() < 1e-15);
     }
 
     #[test]

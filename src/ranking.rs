@@ -9,7 +9,8 @@
 //!   a taste for the cheap or the premium end carries across categories (0.5 without a band);
 //! * personalization = (w_sim x cf + w_cat x category affinity + w_brand x brand affinity)
 //!   / (w_sim + w_cat + w_brand), cf the item-to-item similarity summed over the user's recent
-//!   history, recency-weighted and divided by the user's best (src/collaborative.rs);
+//!   history, recency-weighted, as the square root of its share of the user's best
+//!   (src/collaborative.rs);
 //! * popularity = ln(1 + popularity_score) / ln(1 + the highest popularity_score).
 //!
 //! Products ordered within recent_order_window score x (1 - recent_order_penalty); the reported
@@ -351,17 +352,20 @@ fn score_candidates(
     scored.into_iter().map(|(_, s)| s).collect()
 }
 
-/// The first `n` of `scored` with at most `per_category` per category (products without a
-/// category count as one category).
+/// The first `n` of `scored` with at most `per_category` per category. Products without a
+/// category are not capped: they share no category to diversify, and counting them as one would
+/// cut the list of a shop without categories to `per_category` products.
 fn diversify(scored: Vec<Scored>, n: usize, per_category: usize) -> Vec<Scored> {
-    let mut per_cat: HashMap<Option<String>, usize> = HashMap::new();
+    let mut per_cat: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(n);
     for s in scored {
-        let used = per_cat.entry(s.product.category.clone()).or_insert(0);
-        if *used >= per_category {
-            continue;
+        if let Some(category) = &s.product.category {
+            let used = per_cat.entry(category.clone()).or_insert(0);
+            if *used >= per_category {
+                continue;
+            }
+            *used += 1;
         }
-        *used += 1;
         out.push(s);
         if out.len() == n {
             break;
@@ -635,12 +639,14 @@ mod tests {
             product(3, None),
             product(4, Some("b")),
             product(5, None),
-            product(6, None),
+            product(6, Some("b")),
+            product(7, None),
         ];
+        // one per category; products without a category are not capped
         let kept: Vec<i64> = diversify(scored, 4, 1)
             .iter()
             .map(|s| s.product.id)
             .collect();
-        assert_eq!(kept, vec![1, 3, 4]);
+        assert_eq!(kept, vec![1, 3, 4, 5]);
     }
 }
