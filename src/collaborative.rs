@@ -1,13 +1,19 @@
 //! The personalization formula of recommend() and rank_products(), free of server calls so that
 //! unit tests pin it with hand-computed values.
 //!
-//! * History: the user's `history_length` most recent distinct products, newest first, the k-th
-//!   (k = 0 for the newest) weighing h_k = 0.5^(k / history_half_life).
-//! * Collaborative filtering: cf(j) = sqrt(s(j) / max s), s(j) = sum_k h_k x sim(history_k, j)
-//!   over item_similarity: in [0, 1], 1 for the user's best candidate. The square root keeps the
-//!   user's weaker neighbours closer to the best one, so that the fixed-weight popularity
-//!   component does not push them out of the list (it measured better than the plain ratio on
-//!   every data set of bench/RESULTS.md, and better than any power above 1).
+//! * History: the user's most recent distinct products, newest first: the recent part is the
+//!   first `history_length`, the k-th (k = 0 for the newest) weighing h_k =
+//!   0.5^(k / history_half_life); the whole history is the first `long_history_length`, each
+//!   weighing 1.
+//! * Collaborative filtering: cf(j) = sqrt((1 - a) x r(j) / max r + a x l(j) / max l) with
+//!   r(j) = sum_k h_k x sim(history_k, j) over the recent part, l(j) = sum_k sim(history_k, j)
+//!   over the whole history and a = weight_long_history: in [0, 1]. The recent part follows
+//!   what the user is looking at now (the next click), the whole history their lasting tastes
+//!   (what they buy over the following days); each is divided by its own maximum so that a long
+//!   history does not drown the recent part. The square root keeps the user's weaker neighbours
+//!   closer to the best one, so that the fixed-weight popularity component does not push them
+//!   out of the list (it measured better than the plain ratio on every data set of
+//!   bench/RESULTS.md, and better than any power above 1).
 //! * personalization = (w_sim x cf + w_cat x category affinity + w_brand x brand affinity)
 //!   / (w_sim + w_cat + w_brand), the affinities divided by the user's strongest one: in [0, 1].
 
@@ -21,33 +27,87 @@ pub fn recency_weight(k: usize, half_life: f64) -> f64 {
     0.5f64.powf(k as f64 / half_life)
 }
 
-/// cf of every product similar to one of `history` (newest first), from `similarities` rows
-/// (product, similar product, score): the square root of its share of the largest sum.
-pub fn collaborative_scores(
-    history: &[i64],
-    half_life: f64,
-    similarities: &[(i64, i64, f64)],
-) -> Collaborative {
-    let weight: HashMap<i64, f64> = history
-        .iter()
-        .enumerate()
-        .map(|(k, p)| (*p, recency_weight(k, half_life)))
-        .collect();
-    let mut sums: HashMap<i64, (f64, (f64, i64))> = HashMap::new();
-    for &(from, to, score) in similarities {
-        let Some(w) = weight.get(&from) else { continue };
-        let part = w * score;
-        let entry = sums.entry(to).or_insert((0.0, (part, from)));
-        entry.0 += part;
-        let best = &mut entry.1;
-        if part > best.0 || (part == best.0 && from < best.1) {
-            *best = (part, from);
+/// How a history is read into cf: the recent part (the first `recent` products, recency
+/// weighted with `half_life`) and the whole history (the first `long` products, each weighing
+/// 1), the latter's share of cf being `long_share`.
+#[derive(Clone, Copy, Debug)]
+pub struct HistoryWeights {
+    pub recent: usize,
+    pub half_life: f64,
+    pub long: usize,
+    pub long_share: f64,
+}
+
+impl HistoryWeights {
+    /// How many of the most recent distinct products to read.
+    pub fn products_read(&self) -> usize {
+        self.recent.max(self.long)
+    }
+
+    fn recent_weight(&self, k: usize) -> f64 {
+        if k < self.recent {
+            recency_weight(k, self.half_life)
+        } else {
+            0.0
         }
     }
-    let max = sums.values().map(|(s, _)| *s).fold(0.0, f64::max);
+
+    fn long_weight(&self, k: usize) -> f64 {
+        if k < self.long {
+            1.0
+        } else {
+            0.0
+        }
+    }
+}
+
+/// cf of every product similar to one of `history` (newest first), from `similarities` rows
+/// (product, similar product, score): cf(j) = sqrt((1 - a) x r(j) / max r + a x l(j) / max l),
+/// r(j) the recency-weighted sum over the recent part, l(j) the plain sum over the whole history,
+/// a = long_share. With each product, the history product that contributed most to it.
+pub fn collaborative_scores(
+    history: &[i64],
+    weights: HistoryWeights,
+    similarities: &[(i64, i64, f64)],
+) -> Collaborative {
+    let position: HashMap<i64, usize> = history.iter().enumerate().map(|(k, p)| (*p, k)).collect();
+    let mut sums: HashMap<i64, (f64, f64)> = HashMap::new();
+    for &(from, to, score) in similarities {
+        let Some(&k) = position.get(&from) else {
+            continue;
+        };
+        let entry = sums.entry(to).or_insert((0.0, 0.0));
+        entry.0 += weights.recent_weight(k) * score;
+        entry.1 += weights.long_weight(k) * score;
+    }
+    let max_recent = sums.values().map(|s| s.0).fold(0.0, f64::max);
+    let max_long = sums.values().map(|s| s.1).fold(0.0, f64::max);
+    let share = |part: f64, max: f64, of: f64| if max > 0.0 { of * part / max } else { 0.0 };
+    let contribution = |k: usize, score: f64| {
+        share(
+            weights.recent_weight(k) * score,
+            max_recent,
+            1.0 - weights.long_share,
+        ) + share(weights.long_weight(k) * score, max_long, weights.long_share)
+    };
+    let mut best: HashMap<i64, (f64, i64)> = HashMap::new();
+    for &(from, to, score) in similarities {
+        let Some(&k) = position.get(&from) else {
+            continue;
+        };
+        let part = contribution(k, score);
+        let entry = best.entry(to).or_insert((part, from));
+        if part > entry.0 || (part == entry.0 && from < entry.1) {
+            *entry = (part, from);
+        }
+    }
     sums.into_iter()
-        .filter(|(_, (s, _))| *s > 0.0)
-        .map(|(p, (s, (_, from)))| (p, ((s / max).sqrt(), from)))
+        .map(|(p, (r, l))| {
+            let total = share(r, max_recent, 1.0 - weights.long_share)
+                + share(l, max_long, weights.long_share);
+            (p, (total.sqrt(), best[&p].1))
+        })
+        .filter(|(_, (cf, _))| *cf > 0.0)
         .collect()
 }
 
@@ -96,7 +156,7 @@ mod tests {
             (10, 3, 0.1),
             (99, 1, 1.0),
         ];
-        let cf = collaborative_scores(&[10, 20], 1.0, &sims);
+        let cf = collaborative_scores(&[10, 20], recent_only(2, 1.0), &sims);
         // sums: 1 -> 0.8 + 0.5 x 0.4 = 1.0; 2 -> 0.5 x 0.9 = 0.45; 3 -> 0.1; 99 is not history;
         // cf = sqrt(sum / 1.0)
         assert_eq!(cf.len(), 3);
@@ -107,15 +167,58 @@ mod tests {
         assert!((cf[&3].0 - 0.316_227_766_016_837_94).abs() < 1e-15);
         // newest first 20 (h = 1), 10 (h = 0.5): sums 1 -> 0.4, 2 -> 0.9, 3 -> 0.05; the best
         // sum is below 1 and still maps to cf = 1
-        let cf = collaborative_scores(&[20, 10], 1.0, &sims[1..4]);
+        let cf = collaborative_scores(&[20, 10], recent_only(2, 1.0), &sims[1..4]);
         assert!((cf[&2].0 - 1.0).abs() < 1e-15);
         assert!((cf[&3].0 - (0.05f64 / 0.9).sqrt()).abs() < 1e-15);
     }
 
+    fn recent_only(recent: usize, half_life: f64) -> HistoryWeights {
+        HistoryWeights {
+            recent,
+            half_life,
+            long: 0,
+            long_share: 0.0,
+        }
+    }
+
+    #[test]
+    fn collaborative_blends_the_recent_part_and_the_whole_history() {
+        // history newest first: 10 (h = 1), 20 (h = 0.5), 30 (past the recent part of 2)
+        let sims = [
+            (10, 1, 0.8),
+            (20, 1, 0.4),
+            (20, 2, 0.9),
+            (10, 3, 0.1),
+            (30, 3, 0.9),
+        ];
+        let weights = HistoryWeights {
+            recent: 2,
+            half_life: 1.0,
+            long: 3,
+            long_share: 0.5,
+        };
+        let cf = collaborative_scores(&[10, 20, 30], weights, &sims);
+        // recent sums: 1 -> 0.8 + 0.5 x 0.4 = 1.0, 2 -> 0.45, 3 -> 0.1 (max 1.0);
+        // whole-history sums: 1 -> 1.2, 2 -> 0.9, 3 -> 1.0 (max 1.2)
+        assert!((cf[&1].0 - 1.0).abs() < 1e-15);
+        assert!((cf[&2].0 - 0.6f64.sqrt()).abs() < 1e-15); // 0.5 x 0.45 + 0.5 x 0.75
+        assert!((cf[&3].0 - (7.0f64 / 15.0).sqrt()).abs() < 1e-15); // 0.05 + 0.5 x 1.0 / 1.2
+                                                                    // 3 owes 0.375 to 30 (whole history only) and 0.05 + 0.0417 to 10
+        assert_eq!(cf[&3].1, 30);
+        assert_eq!(cf[&1].1, 10);
+        // with a whole history shorter than the recent part, 30 counts nowhere
+        let short = HistoryWeights { long: 1, ..weights };
+        let cf = collaborative_scores(&[10, 20, 30], short, &sims);
+        // whole-history sums: 1 -> 0.8, 3 -> 0.1 (max 0.8); 2 only in the recent part
+        assert!((cf[&2].0 - 0.225f64.sqrt()).abs() < 1e-15);
+        assert!((cf[&3].0 - (0.05f64 + 0.5 * 0.125).sqrt()).abs() < 1e-15);
+        assert_eq!(short.products_read(), 2);
+    }
+
     #[test]
     fn collaborative_of_nothing_is_empty() {
-        assert!(collaborative_scores(&[], 10.0, &[(1, 2, 0.5)]).is_empty());
-        assert!(collaborative_scores(&[1], 10.0, &[]).is_empty());
+        assert!(collaborative_scores(&[], recent_only(20, 10.0), &[(1, 2, 0.5)]).is_empty());
+        assert!(collaborative_scores(&[1], recent_only(20, 10.0), &[]).is_empty());
     }
 
     #[test]

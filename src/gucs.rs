@@ -21,6 +21,8 @@ pub static WEIGHT_CATEGORY: GucSetting<f64> = GucSetting::<f64>::new(0.15);
 pub static WEIGHT_BRAND: GucSetting<f64> = GucSetting::<f64>::new(0.05);
 pub static HISTORY_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(20);
 pub static HISTORY_HALF_LIFE: GucSetting<f64> = GucSetting::<f64>::new(3.0);
+pub static LONG_HISTORY_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(50);
+pub static WEIGHT_LONG_HISTORY: GucSetting<f64> = GucSetting::<f64>::new(0.5);
 pub static SIMILARITY_SHRINKAGE: GucSetting<f64> = GucSetting::<f64>::new(10.0);
 
 const DAY: i32 = 24 * 3600;
@@ -138,6 +140,26 @@ fn personalization_settings() {
         &HISTORY_HALF_LIFE,
         0.1,
         1000.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"popularity_engine.long_history_length",
+        c"How many of a user's most recent distinct products make up the whole history of collaborative filtering.",
+        c"Each weighs 1 in the whole-history sum; 0 leaves only the recent part.",
+        &LONG_HISTORY_LENGTH,
+        0,
+        1000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"popularity_engine.weight_long_history",
+        c"Share of the whole-history sum in collaborative filtering, the recent part having the rest.",
+        c"cf = sqrt((1 - share) x recent sum / its max + share x whole-history sum / its max).",
+        &WEIGHT_LONG_HISTORY,
+        0.0,
+        1.0,
         GucContext::Userset,
         GucFlags::default(),
     );

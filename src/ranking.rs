@@ -9,8 +9,8 @@
 //!   a taste for the cheap or the premium end carries across categories (0.5 without a band);
 //! * personalization = (w_sim x cf + w_cat x category affinity + w_brand x brand affinity)
 //!   / (w_sim + w_cat + w_brand), cf the item-to-item similarity summed over the user's recent
-//!   history, recency-weighted, as the square root of its share of the user's best
-//!   (src/collaborative.rs);
+//!   products (recency-weighted) and over their whole history, each part as a share of the
+//!   user's best, blended and square-rooted (src/collaborative.rs);
 //! * popularity = ln(1 + popularity_score) / ln(1 + the highest popularity_score).
 //!
 //! Products ordered within recent_order_window score x (1 - recent_order_penalty); the reported

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use pgrx::spi::SpiClient;
 
-use crate::collaborative::{collaborative_scores, Collaborative};
+use crate::collaborative::{collaborative_scores, Collaborative, HistoryWeights};
 use crate::error::{EngineError, Required};
 use crate::gucs;
 use crate::spi_util::{first_value, ids, rows};
@@ -22,7 +22,8 @@ pub struct UserContext {
     pub category_affinity: HashMap<String, f64>,
     /// Brand -> affinity, divided by the strongest.
     pub brand_affinity: HashMap<String, f64>,
-    /// The user's history_length most recent distinct products, most recent first.
+    /// The user's most recent distinct products (history_length or long_history_length, the
+    /// larger), most recent first.
     pub history: Vec<i64>,
     /// cf of each product similar to the history, and its strongest history product.
     pub collaborative: Collaborative,
@@ -51,10 +52,10 @@ pub fn load_user(client: &SpiClient, user_id: i64) -> Result<UserContext, Engine
     };
     if !ctx.cold {
         load_affinities(client, user_id, &mut ctx)?;
-        ctx.history = history(client, user_id)?;
+        let weights = history_weights();
+        ctx.history = history(client, user_id, weights.products_read())?;
         let rows = similarity_rows(client, &ctx.history)?;
-        let half_life = gucs::HISTORY_HALF_LIFE.get();
-        ctx.collaborative = collaborative_scores(&ctx.history, half_life, &rows);
+        ctx.collaborative = collaborative_scores(&ctx.history, weights, &rows);
     }
     Ok(ctx)
 }
@@ -86,9 +87,20 @@ fn load_affinities(
     Ok(())
 }
 
-/// The user's history_length most recent distinct products, most recent first (ties by id).
-fn history(client: &SpiClient, user_id: i64) -> Result<Vec<i64>, EngineError> {
-    let length = i64::from(gucs::HISTORY_LENGTH.get());
+/// The history settings of collaborative filtering.
+fn history_weights() -> HistoryWeights {
+    let length = |setting: i32| usize::try_from(setting).unwrap_or(0);
+    HistoryWeights {
+        recent: length(gucs::HISTORY_LENGTH.get()),
+        half_life: gucs::HISTORY_HALF_LIFE.get(),
+        long: length(gucs::LONG_HISTORY_LENGTH.get()),
+        long_share: gucs::WEIGHT_LONG_HISTORY.get(),
+    }
+}
+
+/// The user's `length` most recent distinct products, most recent first (ties by id).
+fn history(client: &SpiClient, user_id: i64, length: usize) -> Result<Vec<i64>, EngineError> {
+    let length = i64::try_from(length).unwrap_or(i64::MAX);
     ids(
         client,
         "reading the user's recent products",

@@ -70,6 +70,10 @@ SELECT count(*) FILTER (WHERE reason = 'cold_start') AS cold_rows, count(*) AS r
 -- a user never seen is cold too
 SELECT rank, product_id, reason FROM popularity_engine.recommend(4, 5);
 
+-- 106 by hand: history 101, 102, 103, 201 (same time, by id), recent weights 1, 0.794, 0.630, 0.5;
+-- recent sums 106: 0.2046, best 201: 0.2347; whole-history sums 106: 0.2046, best 101: 0.2546;
+-- cf = sqrt(0.5 x 0.2046 / 0.2347 + 0.5 x 0.2046 / 0.2546) = 0.9153,
+-- personalization = 0.8 x 0.9153 + 0.15 x 1 (laptops, the top category) = 0.8823
 -- warm user 1: never out of stock (104), inactive (105) or uncatalogued (401) products
 SELECT rank, product_id, round(score::numeric, 6) AS score, round(base_relevance::numeric, 6) AS base,
        round(personalization::numeric, 6) AS personal, round(popularity::numeric, 6) AS popular, reason
