@@ -38,10 +38,8 @@ for setting in ${QUALITY_SETTINGS:-}; do settings+=" -c $setting"; done
 export PE_PORT=${QUALITY_PORT:-28860}
 export PE_DATA=/tmp/popularity_engine/quality-cluster-$PE_PORT
 export PE_DB=pe_quality
-export PE_CONF="shared_buffers = 1GB
-work_mem = 64MB
-max_wal_size = 8GB
-jit = off"
+PE_CONF=$(cat bench/scratch-cluster.conf)
+export PE_CONF
 WORK=/tmp/popularity_engine/quality-work-$PE_PORT
 mkdir -p "$WORK" && chmod 1777 /tmp/popularity_engine "$WORK"
 OUT=bench/results/quality

@@ -16,10 +16,8 @@ REPEAT=${1:-15}
 export PE_PORT=${BENCH_PORT:-28852}
 export PE_DATA=/tmp/popularity_engine/refresh-repeat-$PE_PORT
 export PE_DB=pe_refresh
-export PE_CONF="shared_buffers = 1GB
-work_mem = 64MB
-max_wal_size = 8GB
-jit = off"
+PE_CONF=$(cat bench/scratch-cluster.conf)
+export PE_CONF
 
 if [ $install = 1 ]; then
   bash scripts/install-extension.sh --release > /tmp/popularity_engine-refresh-install.log 2>&1 \
