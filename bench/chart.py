@@ -1,4 +1,5 @@
-"""Draws bench/results/<scale>/growth.png: refresh cost against history size."""
+"""Draws bench/results/<scale>/growth.png from growth.tsv: refresh cost against history size
+(left) and query latency against history size (right)."""
 import sys
 
 import matplotlib
@@ -7,25 +8,31 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def column(rows, i, scale=1.0):
+    return [float(r[i]) * scale for r in rows]
+
+
 def main(tsv: str, png: str) -> None:
     rows = [line.split() for line in open(tsv) if line.strip()][1:]
     events = [int(r[0]) for r in rows]
-    incremental = [float(r[1]) * 1000 for r in rows]
-    nothing = [float(r[2]) for r in rows]
-    full = [float(r[3]) * 1000 for r in rows]
-    nothing_cold = [float(r[4]) for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot(events, full, "o-", label="full recomputation (plain SQL)")
-    ax.plot(events, incremental, "o-", label="refresh_popularity, new events = 1 % of the largest log")
-    ax.plot(events, nothing, "o-", label="refresh_popularity, nothing new (in a session)")
-    ax.plot(events, nothing_cold, "o-", label="refresh_popularity, nothing new (new connection)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("events in the log")
-    ax.set_ylabel("time (ms, log scale)")
-    ax.set_title("popularity_engine: refresh cost vs history size")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    fig, (refresh, query) = plt.subplots(1, 2, figsize=(13, 4.5))
+    refresh.plot(events, column(rows, 3, 1000), "o-", label="full recomputation (plain SQL)")
+    refresh.plot(events, column(rows, 1, 1000), "o-", label="refresh_popularity, new events = 1 % of the largest log")
+    refresh.plot(events, column(rows, 2), "o-", label="refresh_popularity, nothing new (in a session)")
+    refresh.plot(events, column(rows, 4), "o-", label="refresh_popularity, nothing new (new connection)")
+    refresh.set_title("refresh cost vs history size")
+    query.plot(events, column(rows, 5), "o-", label="popular_products('overall', 7 days)")
+    query.plot(events, column(rows, 6), "o-", label="popular_products('most_viewed', 1 day)")
+    query.plot(events, column(rows, 7), "o-", label="recommend(user, 20), warm users")
+    query.set_title("query latency (p50, cached) vs history size")
+    for ax in (refresh, query):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("events in the log")
+        ax.set_ylabel("time (ms, log scale)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle("popularity_engine: growth with history size")
     fig.tight_layout()
     fig.savefig(png, dpi=120)
 

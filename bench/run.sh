@@ -72,6 +72,19 @@ All figures come from this one run, on this machine, each next to its baseline.
 EOF
 
 # --- 1. Data, in stages, measuring refresh cost against history size --------------------------
+measure_call() {  # prints "<seconds> <peak resident KiB of the backend>" for one CALL
+  local t
+  printf 'SELECT pg_backend_pid() AS pid \\gset\n\\setenv BENCH_PID :pid\n%s;\n\\! grep VmHWM /proc/$BENCH_PID/status > %s\n' \
+    "$1" "$DATA/hwm" > "$DATA/measure.sql"
+  rm -f "$DATA/hwm"
+  t=$(now)
+  scripts/pgcluster.sh psql -d "$PE_DB" -tA -f "$DATA/measure.sql" >/dev/null
+  echo "$(since "$t") $(awk '{print $2}' "$DATA/hwm" 2>/dev/null || echo 0)"
+}
+lat() { q -c "SELECT format('%s | %s', round(p50_ms::numeric, 3), round(p99_ms::numeric, 3)) FROM bench.latency(\$q\$$1\$q\$, $SAMPLES, $2)"; }
+warm_users="(SELECT array_agg(user_id) FROM (SELECT user_id FROM popularity_engine.user_profiles WHERE interaction_count >= 20 ORDER BY user_id LIMIT 200) u)"
+p50() { local r; r=$(lat "$@"); echo "${r%% |*}"; }
+mib() { echo $(( $1 / 1024 )); }
 echo "==> generating data and measuring refresh growth"
 {
   echo "## Refresh cost vs history size (fixed $((FINAL_EVENTS / 100)) new events)"
@@ -80,7 +93,8 @@ echo "==> generating data and measuring refresh growth"
   echo "|---|---|---|---|---|---|---|---|"
 } >> "$RESULTS"
 loaded=0
-echo "events incremental_s nothing_new_ms full_s nothing_new_cold_ms" > "$OUT/growth.tsv"
+echo "events incremental_s nothing_new_ms full_s nothing_new_cold_ms overall_7d_ms most_viewed_1d_ms recommend_ms" > "$OUT/growth.tsv"
+STAGE_ROWS=()
 # median duration (ms) of the last 5 refresh_popularity runs, as job_runs recorded them
 last5_ms() {
   q -c "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at) * 1000)::numeric, 2)
@@ -93,7 +107,7 @@ for target in $STAGES; do
     -f bench/generate.sql >/dev/null
   gen=$(since "$t")
   loaded=$target
-  t=$(now); q -c "CALL popularity_engine.refresh_popularity(max_rows => NULL)" >/dev/null; full_first=$(since "$t")
+  read -r full_first pop_kib < <(measure_call "CALL popularity_engine.refresh_popularity(max_rows => NULL)")
   new=$((FINAL_EVENTS / 100))
   q -c "CALL bench.add_events($new, $PRODUCTS, $USERS)" >/dev/null
   t=$(now); q -c "CALL popularity_engine.refresh_popularity(max_rows => NULL)" >/dev/null; incr=$(since "$t")
@@ -106,40 +120,39 @@ for target in $STAGES; do
   q -c "TRUNCATE bench.full_popularity" >/dev/null
   t=$(now); q -c "CALL bench.full_recompute()" >/dev/null; full=$(since "$t")
   row "$target | $(fmt "$gen" 1) | $(fmt "$full_first" 1) | $(fmt "$incr" 3) | $(fmt "$nothing" 1) | $(fmt "$nothing_cold" 1) | $(fmt "$full" 2) | $(fmt "$(ratio "$full" "$incr")" 1)×"
-  echo "$target $incr $nothing $full $nothing_cold" >> "$OUT/growth.tsv"
+  # the personalization jobs over the stage's events, then query latency at this history size
+  read -r pref_s pref_kib < <(measure_call "CALL popularity_engine.refresh_user_preferences(max_rows => NULL)")
+  read -r sim_s sim_kib < <(measure_call "CALL popularity_engine.refresh_item_similarity()")
+  q -c "ANALYZE" >/dev/null
+  pp_week=$(p50 "SELECT * FROM popularity_engine.popular_products('overall', interval '7 days')" "ARRAY[0]::bigint[]")
+  pp_day=$(p50 "SELECT * FROM popularity_engine.popular_products('most_viewed', interval '1 day')" "ARRAY[0]::bigint[]")
+  rec=$(p50 'SELECT * FROM popularity_engine.recommend($1, 20)' "$warm_users")
+  STAGE_ROWS+=("$target | $(fmt "$full_first" 1) / $(mib "$pop_kib") | $(fmt "$pref_s" 1) / $(mib "$pref_kib") | $(fmt "$sim_s" 1) / $(mib "$sim_kib") | $pp_week | $pp_day | $rec")
+  echo "$target $incr $nothing $full $nothing_cold $pp_week $pp_day $rec" >> "$OUT/growth.tsv"
 done
 q -c "VACUUM ANALYZE" >/dev/null
 echo >> "$RESULTS"
 full_ratio=$(ratio "$full" "$incr")
 
-# --- 2. Preferences and similarity ------------------------------------------------------------
-echo "==> user preferences and item similarity"
-measure_call() {  # prints "<seconds> <peak resident KiB of the backend>" for one CALL
-  local t
-  printf 'SELECT pg_backend_pid() AS pid \\gset\n\\setenv BENCH_PID :pid\n%s;\n\\! grep VmHWM /proc/$BENCH_PID/status > %s\n' \
-    "$1" "$DATA/hwm" > "$DATA/measure.sql"
-  rm -f "$DATA/hwm"
-  t=$(now)
-  scripts/pgcluster.sh psql -d "$PE_DB" -tA -f "$DATA/measure.sql" >/dev/null
-  echo "$(since "$t") $(awk '{print $2}' "$DATA/hwm" 2>/dev/null || echo 0)"
-}
-read -r pref_s pref_kib < <(measure_call "CALL popularity_engine.refresh_user_preferences(max_rows => NULL)")
-read -r sim_s sim_kib < <(measure_call "CALL popularity_engine.refresh_item_similarity()")
-pairs=$(q -c "SELECT count(*) FROM popularity_engine.item_similarity")
+# --- 2. Jobs, their memory and query latency at each history size ----------------------------
 {
-  echo "## Personalization jobs ($FINAL_EVENTS events)"
+  echo "## Jobs and query latency vs history size"
   echo
-  echo "| job | time (s) | backend peak RSS (MiB; includes the shared buffers it touched) | output |"
-  echo "|---|---|---|---|"
-  echo "| refresh_user_preferences (first, whole log) | $(fmt "$pref_s" 1) | $((pref_kib / 1024)) | $(q -c "SELECT count(*) FROM popularity_engine.user_profiles") users |"
-  echo "| refresh_item_similarity | $(fmt "$sim_s" 1) | $((sim_kib / 1024)) | $pairs pairs |"
+  echo "Each stage's events are aggregated by each job in turn (time in s / the backend's peak"
+  echo "resident memory in MiB, which includes the shared buffers it touched); then, at that history"
+  echo "size, the p50 latency (ms, $SAMPLES runs, pages cached) of two windowed lists and of recommend"
+  echo "for warm users. refresh_item_similarity always recomputes from every user's weights."
+  echo
+  echo "| history (events) | refresh_popularity | refresh_user_preferences | refresh_item_similarity | popular_products overall, 7 days | most_viewed, 1 day | recommend(user, 20) |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '| %s |\n' "${STAGE_ROWS[@]}"
+  echo
+  echo "At $FINAL_EVENTS events: $(q -c "SELECT count(*) FROM popularity_engine.user_profiles") user profiles, $(q -c "SELECT count(*) FROM popularity_engine.item_similarity") similar-product pairs."
   echo
 } >> "$RESULTS"
 
 # --- 3. Query latency -------------------------------------------------------------------------
 echo "==> query latency"
-lat() { q -c "SELECT format('%s | %s', round(p50_ms::numeric, 3), round(p99_ms::numeric, 3)) FROM bench.latency(\$q\$$1\$q\$, $SAMPLES, $2)"; }
-warm_users="(SELECT array_agg(user_id) FROM (SELECT user_id FROM popularity_engine.user_profiles WHERE interaction_count >= 20 ORDER BY user_id LIMIT 200) u)"
 cold_users="(SELECT array_agg(g) FROM generate_series($((USERS * 10)), $((USERS * 10 + 199))) g)"
 {
   echo "## popular_products (n = 20) vs the naive aggregate over the raw log ($SAMPLES runs each)"
@@ -285,7 +298,7 @@ batch_ratio=$(ratio "$ct" "$bt")
 if python3 -c 'import matplotlib' 2>/dev/null || pip install -q matplotlib >/dev/null 2>&1; then
   python3 bench/chart.py "$OUT/growth.tsv" "$OUT/growth.png" && {
     echo
-    echo "![refresh cost vs history size](growth.png)"
+    echo "![refresh cost and query latency vs history size](growth.png)"
   } >> "$RESULTS"
 fi
 if [ "$SCALE" = full ]; then
