@@ -7,10 +7,11 @@
 //!   weighing 1.
 //! * Collaborative filtering: cf(j) = sqrt((1 - a) x r(j) / max r + a x l(j) / max l) with
 //!   r(j) = sum_k h_k x sim(history_k, j) over the recent part, l(j) = sum_k sim(history_k, j)
-//!   over the whole history and a = weight_long_history: in [0, 1]. The recent part follows
-//!   what the user is looking at now (the next click), the whole history their lasting tastes
-//!   (what they buy over the following days); each is divided by its own maximum so that a long
-//!   history does not drown the recent part. The square root keeps the user's weaker neighbours
+//!   over the whole history and a = weight_long_history: in [0, 1]. A part with no similar
+//!   product at all leaves cf to the other one. The recent part follows what the user is
+//!   looking at now (the next click), the whole history their lasting tastes (what they buy
+//!   over the following weeks); each is divided by its own maximum so that a long history does
+//!   not drown the recent part. The square root keeps the user's weaker neighbours
 //!   closer to the best one, so that the fixed-weight popularity component does not push them
 //!   out of the list (it measured better than the plain ratio on every data set of
 //!   bench/RESULTS.md, and better than any power above 1).
@@ -64,48 +65,57 @@ impl HistoryWeights {
 /// cf of every product similar to one of `history` (newest first), from `similarities` rows
 /// (product, similar product, score): cf(j) = sqrt((1 - a) x r(j) / max r + a x l(j) / max l),
 /// r(j) the recency-weighted sum over the recent part, l(j) the plain sum over the whole history,
-/// a = long_share. With each product, the history product that contributed most to it.
+/// a = long_share. A part with no similar product at all leaves cf to the other one (a = 0 when
+/// the whole history has none, a = 1 when the recent part has none), so that the user's best
+/// candidate always has cf = 1. With each product, the history product that contributed most.
 pub fn collaborative_scores(
     history: &[i64],
     weights: HistoryWeights,
     similarities: &[(i64, i64, f64)],
 ) -> Collaborative {
     let position: HashMap<i64, usize> = history.iter().enumerate().map(|(k, p)| (*p, k)).collect();
+    let rows: Vec<(i64, usize, i64, f64)> = similarities
+        .iter()
+        .filter_map(|&(from, to, score)| position.get(&from).map(|&k| (from, k, to, score)))
+        .collect();
     let mut sums: HashMap<i64, (f64, f64)> = HashMap::new();
-    for &(from, to, score) in similarities {
-        let Some(&k) = position.get(&from) else {
-            continue;
-        };
+    for &(_, k, to, score) in &rows {
         let entry = sums.entry(to).or_insert((0.0, 0.0));
         entry.0 += weights.recent_weight(k) * score;
         entry.1 += weights.long_weight(k) * score;
     }
     let max_recent = sums.values().map(|s| s.0).fold(0.0, f64::max);
     let max_long = sums.values().map(|s| s.1).fold(0.0, f64::max);
-    let share = |part: f64, max: f64, of: f64| if max > 0.0 { of * part / max } else { 0.0 };
-    let contribution = |k: usize, score: f64| {
-        share(
-            weights.recent_weight(k) * score,
-            max_recent,
-            1.0 - weights.long_share,
-        ) + share(weights.long_weight(k) * score, max_long, weights.long_share)
+    let long_share = match (max_recent > 0.0, max_long > 0.0) {
+        (_, false) => 0.0,
+        (false, true) => 1.0,
+        (true, true) => weights.long_share,
     };
-    let mut best: HashMap<i64, (f64, i64)> = HashMap::new();
-    for &(from, to, score) in similarities {
-        let Some(&k) = position.get(&from) else {
-            continue;
+    let blend = |recent: f64, long: f64| {
+        let recent_part = if max_recent > 0.0 {
+            recent / max_recent
+        } else {
+            0.0
         };
-        let part = contribution(k, score);
-        let entry = best.entry(to).or_insert((part, from));
+        let long_part = if max_long > 0.0 { long / max_long } else { 0.0 };
+        (1.0 - long_share) * recent_part + long_share * long_part
+    };
+    let mut strongest: HashMap<i64, (f64, i64)> = HashMap::new();
+    for &(from, k, to, score) in &rows {
+        let part = blend(
+            weights.recent_weight(k) * score,
+            weights.long_weight(k) * score,
+        );
+        let entry = strongest.entry(to).or_insert((part, from));
         if part > entry.0 || (part == entry.0 && from < entry.1) {
             *entry = (part, from);
         }
     }
-    sums.into_iter()
-        .map(|(p, (r, l))| {
-            let total = share(r, max_recent, 1.0 - weights.long_share)
-                + share(l, max_long, weights.long_share);
-            (p, (total.sqrt(), best[&p].1))
+    strongest
+        .into_iter()
+        .map(|(p, (_, from))| {
+            let (recent, long) = sums[&p];
+            (p, (blend(recent, long).sqrt(), from))
         })
         .filter(|(_, (cf, _))| *cf > 0.0)
         .collect()
@@ -213,6 +223,57 @@ mod tests {
         assert!((cf[&2].0 - 0.225f64.sqrt()).abs() < 1e-15);
         assert!((cf[&3].0 - (0.05f64 + 0.5 * 0.125).sqrt()).abs() < 1e-15);
         assert_eq!(short.products_read(), 2);
+    }
+
+    #[test]
+    fn an_empty_part_leaves_cf_to_the_other() {
+        let sims = [(10, 1, 0.8), (20, 1, 0.4), (20, 2, 0.9), (30, 2, 0.5)];
+        let recent = collaborative_scores(&[10, 20], recent_only(2, 1.0), &sims);
+        // no whole history (long = 0) with the default share: the recent part alone, best = 1
+        let no_long = HistoryWeights {
+            recent: 2,
+            half_life: 1.0,
+            long: 0,
+            long_share: 0.5,
+        };
+        let cf = collaborative_scores(&[10, 20], no_long, &sims);
+        assert_eq!(cf, recent);
+        assert!((cf[&1].0 - 1.0).abs() < 1e-15);
+        // the recent part (10) has no similar product, the older 20 and 30 have: whole history
+        // alone, sums 1 -> 0.4, 2 -> 1.4 (max), best = 1
+        let weights = HistoryWeights {
+            recent: 1,
+            half_life: 1.0,
+            long: 3,
+            long_share: 0.5,
+        };
+        let cf = collaborative_scores(&[10, 20, 30], weights, &sims[1..]);
+        assert!((cf[&2].0 - 1.0).abs() < 1e-15);
+        assert!((cf[&1].0 - (0.4f64 / 1.4).sqrt()).abs() < 1e-15);
+        assert_eq!(cf[&2].1, 20); // 0.9 from 20 against 0.5 from 30
+                                  // a whole history of share 1: the plain sums, recency ignored
+        let all = HistoryWeights {
+            long_share: 1.0,
+            ..weights
+        };
+        let cf = collaborative_scores(&[20, 10, 30], all, &sims);
+        // sums 1 -> 0.8 + 0.4 = 1.2 (max), 2 -> 0.9 + 0.5 = 1.4 (max)
+        assert!((cf[&2].0 - 1.0).abs() < 1e-15);
+        assert!((cf[&1].0 - (1.2f64 / 1.4).sqrt()).abs() < 1e-15);
+        assert_eq!(all.products_read(), 3);
+    }
+
+    #[test]
+    fn equal_contributions_name_the_smaller_product() {
+        let sims = [(20, 1, 0.5), (10, 1, 0.5)];
+        let weights = HistoryWeights {
+            recent: 0,
+            half_life: 1.0,
+            long: 2,
+            long_share: 1.0,
+        };
+        let cf = collaborative_scores(&[20, 10], weights, &sims);
+        assert_eq!(cf[&1], (1.0, 10));
     }
 
     #[test]

@@ -101,13 +101,13 @@ pub fn personal_weights() -> crate::collaborative::PersonalWeights {
     }
 }
 
-/// What personalization is made of: collaborative filtering over the recent history, category
-/// and brand affinity.
+/// What personalization is made of: collaborative filtering over the user's history (its recent
+/// part and the whole of it), category and brand affinity.
 fn personalization_settings() {
     const BLEND: &std::ffi::CStr = c"personalization = (w_sim * cf + w_cat * category affinity + w_brand * brand affinity) / (w_sim + w_cat + w_brand).";
     weight(
         c"popularity_engine.weight_similarity",
-        c"Weight of collaborative filtering (similarity to the recent history) in personalization.",
+        c"Weight of collaborative filtering (similarity to the user's history) in personalization.",
         BLEND,
         &WEIGHT_SIMILARITY,
     );
@@ -125,8 +125,8 @@ fn personalization_settings() {
     );
     GucRegistry::define_int_guc(
         c"popularity_engine.history_length",
-        c"How many of a user's most recent distinct products collaborative filtering starts from.",
-        c"cf(j) = sum over the history of recency weight x item similarity to j.",
+        c"How many of a user's most recent distinct products make up the recent, recency-weighted part of collaborative filtering.",
+        c"Recent part r(j) = sum over these products of recency weight x item similarity to j.",
         &HISTORY_LENGTH,
         1,
         1000,

@@ -1,6 +1,6 @@
 //! What recommend() and rank_products() know about a user: the cold-start decision, category
-//! and brand affinities, the recent history and the products similar to it (collaborative
-//! filtering, src/collaborative.rs), price band and recent orders, each read with one indexed
+//! and brand affinities, the history and the products similar to it (collaborative filtering,
+//! src/collaborative.rs), price band and recent orders, each read with one indexed
 //! lookup. The history comes from the log itself, so the newest interactions count at once.
 
 use std::collections::{HashMap, HashSet};

@@ -80,6 +80,13 @@ SELECT rank, product_id, round(score::numeric, 6) AS score, round(base_relevance
   FROM popularity_engine.recommend(1, 20);
 SELECT count(*) AS hidden_products FROM popularity_engine.recommend(1, 100) WHERE product_id IN (104, 105, 401);
 
+-- without a whole history (long_history_length = 0) the recent part alone makes cf, whatever
+-- weight_long_history: 106 gets 0.8 x sqrt(0.2046 / 0.2347) + 0.15 = 0.8970
+SET popularity_engine.long_history_length = 0;
+SELECT round(personalization::numeric, 6) AS personal_recent_only
+  FROM popularity_engine.recommend(1, 20) WHERE product_id = 106;
+RESET popularity_engine.long_history_length;
+
 -- the blend, and the 70 % penalty on 101 (ordered within the window)
 SELECT product_id,
        abs(score - (0.5 * base_relevance + 0.3 * personalization + 0.2 * popularity)
