@@ -182,13 +182,22 @@ mod tests {
         assert!((cf[&3].0 - (0.05f64 / 0.9).sqrt()).abs() < 1e-15);
     }
 
-    fn recent_only(recent: usize, half_life: f64) -> HistoryWeights {
+    fn history_weights(
+        recent: usize,
+        half_life: f64,
+        long: usize,
+        long_share: f64,
+    ) -> HistoryWeights {
         HistoryWeights {
             recent,
             half_life,
-            long: 0,
-            long_share: 0.0,
+            long,
+            long_share,
         }
+    }
+
+    fn recent_only(recent: usize, half_life: f64) -> HistoryWeights {
+        history_weights(recent, half_life, 0, 0.0)
     }
 
     #[test]
@@ -201,12 +210,7 @@ mod tests {
             (10, 3, 0.1),
             (30, 3, 0.9),
         ];
-        let weights = HistoryWeights {
-            recent: 2,
-            half_life: 1.0,
-            long: 3,
-            long_share: 0.5,
-        };
+        let weights = history_weights(2, 1.0, 3, 0.5);
         let cf = collaborative_scores(&[10, 20, 30], weights, &sims);
         // recent sums: 1 -> 0.8 + 0.5 x 0.4 = 1.0, 2 -> 0.45, 3 -> 0.1 (max 1.0);
         // whole-history sums: 1 -> 1.2, 2 -> 0.9, 3 -> 1.0 (max 1.2)
@@ -230,23 +234,13 @@ mod tests {
         let sims = [(10, 1, 0.8), (20, 1, 0.4), (20, 2, 0.9), (30, 2, 0.5)];
         let recent = collaborative_scores(&[10, 20], recent_only(2, 1.0), &sims);
         // no whole history (long = 0) with the default share: the recent part alone, best = 1
-        let no_long = HistoryWeights {
-            recent: 2,
-            half_life: 1.0,
-            long: 0,
-            long_share: 0.5,
-        };
+        let no_long = history_weights(2, 1.0, 0, 0.5);
         let cf = collaborative_scores(&[10, 20], no_long, &sims);
         assert_eq!(cf, recent);
         assert!((cf[&1].0 - 1.0).abs() < 1e-15);
         // the recent part (10) has no similar product, the older 20 and 30 have: whole history
         // alone, sums 1 -> 0.4, 2 -> 1.4 (max), best = 1
-        let weights = HistoryWeights {
-            recent: 1,
-            half_life: 1.0,
-            long: 3,
-            long_share: 0.5,
-        };
+        let weights = history_weights(1, 1.0, 3, 0.5);
         let cf = collaborative_scores(&[10, 20, 30], weights, &sims[1..]);
         assert!((cf[&2].0 - 1.0).abs() < 1e-15);
         assert!((cf[&1].0 - (0.4f64 / 1.4).sqrt()).abs() < 1e-15);
@@ -266,12 +260,7 @@ mod tests {
     #[test]
     fn equal_contributions_name_the_smaller_product() {
         let sims = [(20, 1, 0.5), (10, 1, 0.5)];
-        let weights = HistoryWeights {
-            recent: 0,
-            half_life: 1.0,
-            long: 2,
-            long_share: 1.0,
-        };
+        let weights = history_weights(0, 1.0, 2, 1.0);
         let cf = collaborative_scores(&[20, 10], weights, &sims);
         assert_eq!(cf[&1], (1.0, 10));
     }
