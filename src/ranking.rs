@@ -285,26 +285,15 @@ fn candidate_sources(
     // A warm user's list comes from their own signals; trending and popular products fill it
     // when those are too few (or may miss the requested category).
     if ctx.cold || category.is_some() || sources.len() < pool as usize {
-        let trending = ids(
-            client,
-            "reading trending products",
-            TRENDING,
-            &[cat(), pool.into()],
-        )?;
-        let popular = ids(
-            client,
-            "reading popular products",
-            POPULAR,
-            &[cat(), pool.into()],
-        )?;
         // first source wins: personal before trending before popular
-        for (p, source) in trending
-            .into_iter()
-            .map(|p| (p, Source::Trending))
-            .chain(popular.into_iter().map(|p| (p, Source::Popular)))
-        {
-            if seen.insert(p) {
-                sources.push((p, source));
+        for (doing, sql, source) in [
+            ("reading trending products", TRENDING, Source::Trending),
+            ("reading popular products", POPULAR, Source::Popular),
+        ] {
+            for p in ids(client, doing, sql, &[cat(), pool.into()])? {
+                if seen.insert(p) {
+                    sources.push((p, source));
+                }
             }
         }
     }
