@@ -97,3 +97,52 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION popularity_engine.step_bound(bigint, pg_snapshot, xid8, bigint) IS
   'Internal: the transaction at which a refresh step of about max_rows rows stops (NULL: no cut).';
+
+-- Nothing new without reading the log. Every tracking call gives its transaction an id before
+-- it draws a log id (nextval), so a row whose id was drawn before a snapshot was taken belongs
+-- to a transaction that snapshot saw running or finished. Hence, when a refresh stored a
+-- snapshot together with the ids last drawn just before it (the marks), and later:
+--  * neither sequence has moved since (no id drawn, so no row written after the snapshot), and
+--  * every transaction the stored snapshot saw running is still running, or aborted,
+-- then no row is pending, and the probe over every partition of the log can be skipped. Any
+-- doubt (a sequence moved, even by a rolled-back or refused insert; a cached sequence, whose
+-- ids are drawn without moving it; a running transaction that committed) falls back to reading.
+
+-- The ids last drawn from each log's sequence (0 when none yet). A refresh reads them in a
+-- statement of its own, before the statement whose snapshot it stores.
+CREATE FUNCTION popularity_engine.log_id_marks(OUT interactions bigint, OUT searches bigint)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(pg_sequence_last_value('popularity_engine.product_interactions_id_seq'), 0),
+           coalesce(pg_sequence_last_value('popularity_engine.search_interactions_id_seq'), 0)
+$$;
+COMMENT ON FUNCTION popularity_engine.log_id_marks() IS
+  'Internal: the ids last drawn from the sequences of product_interactions and search_interactions (0: none yet).';
+
+-- Whether no log row can have been written since the refresh that stored `stored` with these
+-- marks (NULL marks: unknown, so false). Judged in the caller's snapshot, which must have been
+-- taken before this reads the sequences.
+CREATE FUNCTION popularity_engine.logs_unchanged_since(
+    stored pg_snapshot, interaction_mark bigint, search_mark bigint) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(m.interactions = interaction_mark AND m.searches = search_mark, false)
+       AND (SELECT bool_and(s.seqcache = 1) FROM pg_sequence s
+             WHERE s.seqrelid IN ('popularity_engine.product_interactions_id_seq'::regclass,
+                                  'popularity_engine.search_interactions_id_seq'::regclass))
+       AND NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(stored) AS x
+                        WHERE pg_visible_in_snapshot(x, pg_current_snapshot())
+                          AND pg_xact_status(x) IS DISTINCT FROM 'aborted')
+      FROM popularity_engine.log_id_marks() m
+$$;
+COMMENT ON FUNCTION popularity_engine.logs_unchanged_since(pg_snapshot, bigint, bigint) IS
+  'Internal: whether no row can have been written to either log since a refresh stored snapshot `stored` with these id marks: no id drawn since, no cached sequence, and every transaction running in `stored` still running or aborted.';
+
+-- Whether ids were drawn from either log's sequence since the marks (NULL marks: unknown, so
+-- false): then rows were almost surely written, and a refresh reads without probing first.
+CREATE FUNCTION popularity_engine.log_ids_drawn_since(interaction_mark bigint, search_mark bigint)
+RETURNS boolean
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(m.interactions <> interaction_mark OR m.searches <> search_mark, false)
+      FROM popularity_engine.log_id_marks() m
+$$;
+COMMENT ON FUNCTION popularity_engine.log_ids_drawn_since(bigint, bigint) IS
+  'Internal: whether an id was drawn from the sequence of product_interactions or search_interactions since these marks.';

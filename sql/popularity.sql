@@ -13,7 +13,9 @@ CREATE TABLE popularity_engine.refresh_state (
     trending_half_life   interval,
     trending_window      interval,
     weights_signature    text,
-    last_refresh         timestamptz
+    last_refresh         timestamptz,
+    interaction_id_mark  bigint,
+    search_id_mark       bigint
 );
 COMMENT ON TABLE popularity_engine.refresh_state IS
   'Internal: what refresh_popularity has aggregated (a transaction snapshot), the as_of and landmark of the trending sums, and the cluster the snapshot belongs to. One row.';
@@ -21,6 +23,10 @@ COMMENT ON COLUMN popularity_engine.refresh_state.aggregated_snapshot IS
   'Log rows whose writer_xid is visible in this snapshot are aggregated; the others are not yet.';
 COMMENT ON COLUMN popularity_engine.refresh_state.legacy_snapshot IS
   'After a restore into another cluster: the old cluster''s snapshot, which still decides for rows with ids up to the legacy floors. NULL once they are all aggregated.';
+COMMENT ON COLUMN popularity_engine.refresh_state.interaction_id_mark IS
+  'The last id drawn from product_interactions_id_seq before aggregated_snapshot was taken (0: none yet; NULL: unknown). While it is unchanged, no row was written since, and a refresh need not read the log to know it.';
+COMMENT ON COLUMN popularity_engine.refresh_state.search_id_mark IS
+  'The same mark for search_interactions_id_seq.';
 COMMENT ON COLUMN popularity_engine.refresh_state.landmark IS
   'Forward-decay landmark L: product_stats.trend_fwd holds sum(w * 2^((t - L) / half_life)).';
 
@@ -170,7 +176,7 @@ BEGIN
                coalesce((SELECT max(id) FROM popularity_engine.product_interactions), 0),
            legacy_search_id_floor =
                coalesce((SELECT max(id) FROM popularity_engine.search_interactions), 0),
-           aggregated_snapshot = '1:1:';
+           aggregated_snapshot = '1:1:', interaction_id_mark = NULL, search_id_mark = NULL;
     -- every other consumer of the log re-anchors the same way
     UPDATE popularity_engine.preference_state
        SET legacy_snapshot = aggregated_snapshot, aggregated_snapshot = '1:1:';

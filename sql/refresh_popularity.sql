@@ -40,15 +40,28 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.prepare_popularity_delta() IS
   'Internal: creates (once per session) and empties the delta tables of refresh_popularity.';
 
--- Whether either log has rows the state has not aggregated, and the snapshot of the statement
--- that looked (when nothing is pending, the stored snapshot may simply advance to it). Nothing
--- new is the common case of a frequent schedule: this probe is much cheaper to plan and run
--- than the reading statement.
+-- Whether either log has rows the state has not aggregated, and the snapshot it looked in
+-- (when nothing is pending, the stored snapshot may simply advance to it). Nothing new is the
+-- common case of a frequent schedule: the id marks usually say so without opening the log
+-- (logs_unchanged_since), else a probe much cheaper to plan and run than the reading statement.
+-- When ids were drawn since the marks, rows are pending (or rolled back): the probe is skipped.
+-- STABLE: every statement runs in the caller's snapshot.
 CREATE FUNCTION popularity_engine.popularity_pending(
     state popularity_engine.refresh_state, own_xid xid8, OUT snap pg_snapshot, OUT pending boolean)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan AS $fn$
 BEGIN
+    IF state.legacy_snapshot IS NULL
+       AND popularity_engine.logs_unchanged_since(state.aggregated_snapshot, state.interaction_id_mark,
+                                                  state.search_id_mark) THEN
+        snap := pg_current_snapshot();
+        pending := false;
+        RETURN;
+    ELSIF popularity_engine.log_ids_drawn_since(state.interaction_id_mark, state.search_id_mark) THEN
+        snap := pg_current_snapshot();
+        pending := true;
+        RETURN;
+    END IF;
     SELECT pg_current_snapshot(),
            EXISTS (SELECT 1 FROM popularity_engine.product_interactions t
                     WHERE t.product_id IS NOT NULL AND t.writer_xid IS DISTINCT FROM own_xid
@@ -184,13 +197,20 @@ COMMENT ON FUNCTION popularity_engine.counter_delta(text, bigint, double precisi
 -- The trending change from time passing alone, per product: events aggregated earlier that were
 -- in the future at the previous as_of and now are not (+), and those that slid out of the
 -- window (-). Read through the index on occurred_at: work proportional to the time that passed.
--- PL/pgSQL rather than SQL: its plan is kept for the session instead of made at every call.
+-- The bounds are computed before the query and it is planned for them (force_custom_plan):
+-- as constants they prune the log's partitions while planning, so that only the one or two
+-- partitions that hold them are opened (timestamptz - interval in the query would leave the
+-- pruning to run time, after every partition and index was opened and planned).
 CREATE FUNCTION popularity_engine.trending_slide(
     state popularity_engine.refresh_state, new_as_of timestamptz, landmark timestamptz,
     half_life_seconds double precision, window_seconds double precision)
 RETURNS TABLE (product_id bigint, trend_fwd double precision, trend_events bigint)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan AS $fn$
 #variable_conflict use_column
+DECLARE
+    v_left_from timestamptz := state.as_of - make_interval(secs => window_seconds);
+    v_left_to   timestamptz := new_as_of - make_interval(secs => window_seconds);
 BEGIN
     RETURN QUERY
     SELECT t.product_id,
@@ -200,8 +220,7 @@ BEGIN
       JOIN popularity_engine.interaction_weights w ON w.interaction_type = t.interaction_type
      CROSS JOIN LATERAL (SELECT CASE WHEN t.occurred_at > state.as_of THEN 1 ELSE -1 END AS sign) AS x
      WHERE ((t.occurred_at > state.as_of AND t.occurred_at <= new_as_of)
-            OR (t.occurred_at >= state.as_of - make_interval(secs => window_seconds)
-                AND t.occurred_at < new_as_of - make_interval(secs => window_seconds)))
+            OR (t.occurred_at >= v_left_from AND t.occurred_at < v_left_to))
        AND t.product_id IS NOT NULL AND w.popularity_weight > 0
        AND popularity_engine.counts_for_popularity(t.interaction_type, t.event_value)
        AND popularity_engine.row_aggregated(t.id, t.writer_xid, state.legacy_interaction_id_floor,
@@ -447,10 +466,14 @@ DECLARE
     v_reason   text;
     v_landmark timestamptz;
     v_waited   text;
+    v_mark_i   bigint;
+    v_mark_s   bigint;
 BEGIN
     PERFORM popularity_engine.check_as_of('refresh_popularity', as_of);
     PERFORM popularity_engine.rebase_if_restored();
     v_waited := popularity_engine.lock_state_row('popularity_engine.refresh_state');
+    -- before any statement whose snapshot may be stored (see logs_unchanged_since)
+    SELECT * INTO v_mark_i, v_mark_s FROM popularity_engine.log_id_marks();
     SELECT * INTO v_state FROM popularity_engine.refresh_state;
 
     SELECT * INTO v_snap, v_pending FROM popularity_engine.popularity_pending(v_state, v_own_xid);
@@ -491,7 +514,11 @@ BEGIN
        SET aggregated_snapshot = v_snap, legacy_snapshot = NULL,
            as_of = refresh_popularity_step.as_of, landmark = v_landmark,
            trending_half_life = make_interval(secs => v_h), trending_window = make_interval(secs => v_w),
-           weights_signature = v_sig, last_refresh = clock_timestamp();
+           weights_signature = v_sig, last_refresh = clock_timestamp(),
+           -- the marks precede the stored snapshot in READ COMMITTED only (a new snapshot per
+           -- statement), and describe it only when it is not cut short of what it saw
+           (interaction_id_mark, search_id_mark) = (SELECT v_mark_i, v_mark_s WHERE v_bound IS NULL
+                AND current_setting('transaction_isolation') = 'read committed');
 
     processed := v_new + v_searches;
     note := format('%s%s interactions and %s search results aggregated; trending %s', v_waited,

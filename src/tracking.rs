@@ -14,6 +14,7 @@ use crate::batch::{parse_batch, BatchEvent};
 use crate::error::{EngineError, OrReport, Required};
 use crate::interaction::{interaction_type, StateSync};
 use crate::spi_util::{first_value, oid, run_cached};
+use crate::transactions::assign_id_before_log_ids;
 use crate::validation::{
     self, check_positive_id, check_text, check_timestamp, RawEvent, ValidEvent,
 };
@@ -148,6 +149,7 @@ fn store_event(
 ) -> Result<(i64, bool), EngineError> {
     let mut args = event_args(ev)?;
     let types: Vec<_> = EVENT_TYPES.iter().map(|t| oid(*t)).collect();
+    assign_id_before_log_ids();
     let Some(event_id) = event_id else {
         let stored = run_cached(client, STORING, INSERT_EVENT, &types, &args)?;
         let id = first_value::<i64>(stored, STORING)?;
@@ -302,6 +304,7 @@ pub fn store_batch(client: &mut SpiClient, events: &[BatchEvent]) -> Result<i64,
         metadata.into(),
         event_ids.into(),
     ];
+    assign_id_before_log_ids();
     // (ord, id) of each stored event; ord is the 1-based position in `events`
     let stored: Vec<(i64, i64)> =
         run_cached(client, STORING_BATCH, INSERT_BATCH, &arg_types, &args)?
@@ -592,6 +595,7 @@ fn store_search(
         check_text("session_id", s)?;
     }
     crate::cluster::ensure_same_cluster()?;
+    assign_id_before_log_ids();
     Spi::connect_mut(|client| {
         let stored = run_cached(
             client,

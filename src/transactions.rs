@@ -16,3 +16,16 @@ extension_sql!(
     name = "may_commit_comment",
     requires = [may_commit]
 );
+
+/// Gives the calling transaction its id now, before the tracking statement draws a log id:
+/// a refresh that finds the id sequences unchanged since its stored snapshot concludes that no
+/// row was written since, which holds only if every row's transaction already had its id (and
+/// so was running, or finished, in that snapshot) when the row's id was drawn. On a hot standby
+/// nothing is assigned: the INSERT that follows fails with the usual read-only error.
+pub fn assign_id_before_log_ids() {
+    unsafe {
+        if !pg_sys::RecoveryInProgress() {
+            pg_sys::GetTopTransactionId();
+        }
+    }
+}

@@ -22,6 +22,15 @@ ALTER INDEX popularity_engine.user_affinity_sums_pkey RENAME TO user_preference_
 ALTER TABLE popularity_engine.user_preference_sums
     RENAME CONSTRAINT user_affinity_sums_dimension_check TO user_preference_sums_dimension_check;
 
+-- The id marks that let a refresh with nothing new skip reading the log; NULL until the first
+-- refresh after the update stores them.
+ALTER TABLE popularity_engine.refresh_state
+    ADD COLUMN interaction_id_mark bigint, ADD COLUMN search_id_mark bigint;
+COMMENT ON COLUMN popularity_engine.refresh_state.interaction_id_mark IS
+  'The last id drawn from product_interactions_id_seq before aggregated_snapshot was taken (0: none yet; NULL: unknown). While it is unchanged, no row was written since, and a refresh need not read the log to know it.';
+COMMENT ON COLUMN popularity_engine.refresh_state.search_id_mark IS
+  'The same mark for search_interactions_id_seq.';
+
 CREATE TYPE popularity_engine.job AS ENUM (
     'refresh_popularity', 'refresh_user_preferences', 'refresh_item_similarity', 'cleanup_interactions');
 COMMENT ON TYPE popularity_engine.job IS

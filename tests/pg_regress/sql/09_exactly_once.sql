@@ -80,3 +80,47 @@ DO $$ BEGIN
 END $$;
 SELECT runid, jobid FROM cron.job_run_details ORDER BY runid;
 DROP SCHEMA cron CASCADE;
+
+-- Nothing new, known without reading the log: a refresh stores, with its snapshot, the ids last
+-- drawn from both logs' sequences; while neither moves, no row can have been written since.
+CALL popularity_engine.refresh_popularity();
+SELECT interaction_id_mark = coalesce(pg_sequence_last_value('popularity_engine.product_interactions_id_seq'), 0) AS marked,
+       popularity_engine.logs_unchanged_since(aggregated_snapshot, interaction_id_mark, search_id_mark) AS unchanged
+  FROM popularity_engine.refresh_state;
+-- a rolled-back track still draws an id: the next refresh reads the log, and finds nothing
+BEGIN;
+SELECT popularity_engine.track(901, 9001, 'view') > 0 AS tracked;
+ROLLBACK;
+SELECT popularity_engine.logs_unchanged_since(aggregated_snapshot, interaction_id_mark, search_id_mark) AS unchanged,
+       popularity_engine.log_ids_drawn_since(interaction_id_mark, search_id_mark) AS drawn
+  FROM popularity_engine.refresh_state;
+CALL popularity_engine.refresh_popularity();
+SELECT count(*) AS rows_for_9001 FROM popularity_engine.product_popularity WHERE product_id = 9001;
+-- unknown marks (NULL) are never taken for "unchanged"
+SELECT popularity_engine.logs_unchanged_since(aggregated_snapshot, NULL, search_id_mark) AS unchanged,
+       popularity_engine.log_ids_drawn_since(NULL, search_id_mark) AS drawn
+  FROM popularity_engine.refresh_state;
+-- a transaction the stored snapshot saw running: once committed, the log must be read; once
+-- aborted, it wrote nothing
+BEGIN;
+SELECT pg_current_xact_id() AS committed_xid \gset
+COMMIT;
+BEGIN;
+SELECT pg_current_xact_id() AS aborted_xid \gset
+ROLLBACK;
+SELECT popularity_engine.logs_unchanged_since(format('%s:%s:%s', :'committed_xid', :'committed_xid'::bigint + 1, :'committed_xid')::pg_snapshot,
+                                              interaction_id_mark, search_id_mark) AS committed_unchanged,
+       popularity_engine.logs_unchanged_since(format('%s:%s:%s', :'aborted_xid', :'aborted_xid'::bigint + 1, :'aborted_xid')::pg_snapshot,
+                                              interaction_id_mark, search_id_mark) AS aborted_unchanged
+  FROM popularity_engine.refresh_state;
+-- A cached sequence hands ids out of a session's cache without moving: the marks cannot vouch
+-- for it, and every row is still counted once.
+ALTER SEQUENCE popularity_engine.product_interactions_id_seq CACHE 10;
+SELECT popularity_engine.track(901, 9001, 'view') > 0 AS tracked;
+CALL popularity_engine.refresh_popularity();
+SELECT popularity_engine.track(901, 9001, 'view') > 0 AS tracked;
+SELECT popularity_engine.log_ids_drawn_since(interaction_id_mark, search_id_mark) AS drawn
+  FROM popularity_engine.refresh_state;
+CALL popularity_engine.refresh_popularity();
+SELECT view_count FROM popularity_engine.product_popularity WHERE product_id = 9001;
+ALTER SEQUENCE popularity_engine.product_interactions_id_seq CACHE 1;
