@@ -119,12 +119,14 @@ COMMENT ON FUNCTION popularity_engine.log_id_marks() IS
   'Internal: the ids last drawn from the sequences of product_interactions and search_interactions (0: none yet).';
 
 -- Whether no log row can have been written since the refresh that stored `stored` with these
--- marks (NULL marks: unknown, so false). Judged in the caller's snapshot, which must have been
--- taken before this reads the sequences.
+-- marks (NULL marks: unknown, so false), judged in the snapshot it returns: the statement's own,
+-- taken before the sequences are read. A refresh that finds nothing new stores that snapshot.
 CREATE FUNCTION popularity_engine.logs_unchanged_since(
-    stored pg_snapshot, interaction_mark bigint, search_mark bigint) RETURNS boolean
+    stored pg_snapshot, interaction_mark bigint, search_mark bigint,
+    OUT snap pg_snapshot, OUT unchanged boolean)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(m.interactions = interaction_mark AND m.searches = search_mark, false)
+    SELECT pg_current_snapshot(),
+           coalesce(m.interactions = interaction_mark AND m.searches = search_mark, false)
        AND (SELECT bool_and(s.seqcache = 1) FROM pg_sequence s
              WHERE s.seqrelid IN ('popularity_engine.product_interactions_id_seq'::regclass,
                                   'popularity_engine.search_interactions_id_seq'::regclass))
@@ -134,7 +136,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM popularity_engine.log_id_marks() m
 $$;
 COMMENT ON FUNCTION popularity_engine.logs_unchanged_since(pg_snapshot, bigint, bigint) IS
-  'Internal: whether no row can have been written to either log since a refresh stored snapshot `stored` with these id marks: no id drawn since, no cached sequence, and every transaction running in `stored` still running or aborted.';
+  'Internal: whether no row can have been written to either log since a refresh stored snapshot `stored` with these id marks (no id drawn since, no cached sequence, every transaction running in `stored` still running or aborted), and the snapshot that was judged in.';
 
 -- Whether ids were drawn from either log's sequence since the marks (NULL marks: unknown, so
 -- false): then rows were almost surely written, and a refresh reads without probing first.

@@ -179,7 +179,8 @@ BEGIN
            aggregated_snapshot = '1:1:', interaction_id_mark = NULL, search_id_mark = NULL;
     -- every other consumer of the log re-anchors the same way
     UPDATE popularity_engine.preference_state
-       SET legacy_snapshot = aggregated_snapshot, aggregated_snapshot = '1:1:';
+       SET legacy_snapshot = aggregated_snapshot, aggregated_snapshot = '1:1:',
+           interaction_id_mark = NULL, search_id_mark = NULL;
     RAISE NOTICE 'popularity_engine: restored from another cluster; unaggregated rows will be counted by the next refresh';
     RETURN true;
 END $$;

@@ -16,10 +16,16 @@ CREATE TABLE popularity_engine.preference_state (
     landmark            timestamptz,
     half_life           interval,
     weights_signature   text,
-    last_refresh        timestamptz
+    last_refresh        timestamptz,
+    interaction_id_mark bigint,
+    search_id_mark      bigint
 );
 COMMENT ON TABLE popularity_engine.preference_state IS
   'Internal: what refresh_user_preferences has aggregated (a transaction snapshot) and the landmark of the affinity sums. One row.';
+COMMENT ON COLUMN popularity_engine.preference_state.interaction_id_mark IS
+  'The last id drawn from product_interactions_id_seq before aggregated_snapshot was taken (NULL: unknown); see refresh_state.interaction_id_mark.';
+COMMENT ON COLUMN popularity_engine.preference_state.search_id_mark IS
+  'The same mark for search_interactions_id_seq.';
 CREATE TRIGGER preference_state_replace BEFORE INSERT ON popularity_engine.preference_state
     FOR EACH ROW EXECUTE FUNCTION popularity_engine.singleton_replace();
 COMMENT ON TRIGGER preference_state_replace ON popularity_engine.preference_state IS

@@ -52,8 +52,8 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan AS $fn$
 BEGIN
     IF state.legacy_snapshot IS NULL
-       AND popularity_engine.logs_unchanged_since(state.aggregated_snapshot, state.interaction_id_mark,
-                                                  state.search_id_mark) THEN
+       AND (popularity_engine.logs_unchanged_since(state.aggregated_snapshot, state.interaction_id_mark,
+                                                   state.search_id_mark)).unchanged THEN
         snap := pg_current_snapshot();
         pending := false;
         RETURN;

@@ -105,10 +105,15 @@ DECLARE
     v_rebuild  text;
     v_bound    xid8;
     v_waited   text;
+    v_mark_i   bigint;
+    v_mark_s   bigint;
+    v_read     boolean;
 BEGIN
     PERFORM popularity_engine.check_as_of('refresh_user_preferences', as_of);
     PERFORM popularity_engine.rebase_if_restored();
     v_waited := popularity_engine.lock_state_row('popularity_engine.preference_state');
+    -- before any statement whose snapshot may be stored (see logs_unchanged_since)
+    SELECT * INTO v_mark_i, v_mark_s FROM popularity_engine.log_id_marks();
     SELECT * INTO v_state FROM popularity_engine.preference_state;
     v_floor := (SELECT legacy_interaction_id_floor FROM popularity_engine.refresh_state);
     v_rebuild := CASE
@@ -122,10 +127,19 @@ BEGIN
         DELETE FROM popularity_engine.user_preference_sums;
         DELETE FROM popularity_engine.user_item_weights;
     ELSE
-        v_bound := popularity_engine.step_bound(v_floor, v_state.aggregated_snapshot, v_own_xid, max_rows);
+        SELECT u.snap INTO v_snap  -- nothing new: this snapshot is stored and the log is not read
+          FROM popularity_engine.logs_unchanged_since(v_state.aggregated_snapshot, v_state.interaction_id_mark,
+                                                      v_state.search_id_mark) u
+         WHERE u.unchanged AND v_state.legacy_snapshot IS NULL;
+        v_bound := CASE WHEN v_snap IS NULL THEN
+            popularity_engine.step_bound(v_floor, v_state.aggregated_snapshot, v_own_xid, max_rows) END;
     END IF;
-    SELECT * INTO v_snap, processed
-      FROM popularity_engine.read_user_delta(v_state, v_floor, v_own_xid, v_bound, v_rebuild IS NOT NULL);
+    v_read := v_snap IS NULL;
+    processed := 0;
+    IF v_read THEN
+        SELECT * INTO v_snap, processed
+          FROM popularity_engine.read_user_delta(v_state, v_floor, v_own_xid, v_bound, v_rebuild IS NOT NULL);
+    END IF;
     more := v_bound IS NOT NULL AND v_bound < pg_snapshot_xmax(v_snap);
     v_snap := popularity_engine.stored_snapshot(v_snap, v_bound, v_own_xid);
 
@@ -135,13 +149,18 @@ BEGIN
            SET fwd = fwd * popularity_engine.decay_factor(v_landmark, as_of, v_h);
         v_landmark := as_of;
     END IF;
-    PERFORM popularity_engine.apply_user_delta(v_landmark, v_h);
+    IF v_read THEN
+        PERFORM popularity_engine.apply_user_delta(v_landmark, v_h);
+    END IF;
 
     UPDATE popularity_engine.preference_state
        SET aggregated_snapshot = v_snap, legacy_snapshot = NULL,
            as_of = refresh_user_preferences_step.as_of, landmark = v_landmark,
            half_life = make_interval(secs => v_h), weights_signature = v_sig,
-           last_refresh = clock_timestamp();
+           last_refresh = clock_timestamp(),
+           -- as in refresh_popularity_step: marks only for a whole read in READ COMMITTED
+           (interaction_id_mark, search_id_mark) = (SELECT v_mark_i, v_mark_s WHERE v_bound IS NULL
+                AND current_setting('transaction_isolation') = 'read committed');
     note := format('%s%s interactions aggregated into user preferences%s', v_waited, processed,
                    coalesce('; rebuilt from the log (' || v_rebuild || ')', ''));
 END

@@ -30,6 +30,12 @@ COMMENT ON COLUMN popularity_engine.refresh_state.interaction_id_mark IS
   'The last id drawn from product_interactions_id_seq before aggregated_snapshot was taken (0: none yet; NULL: unknown). While it is unchanged, no row was written since, and a refresh need not read the log to know it.';
 COMMENT ON COLUMN popularity_engine.refresh_state.search_id_mark IS
   'The same mark for search_interactions_id_seq.';
+ALTER TABLE popularity_engine.preference_state
+    ADD COLUMN interaction_id_mark bigint, ADD COLUMN search_id_mark bigint;
+COMMENT ON COLUMN popularity_engine.preference_state.interaction_id_mark IS
+  'The last id drawn from product_interactions_id_seq before aggregated_snapshot was taken (NULL: unknown); see refresh_state.interaction_id_mark.';
+COMMENT ON COLUMN popularity_engine.preference_state.search_id_mark IS
+  'The same mark for search_interactions_id_seq.';
 
 CREATE TYPE popularity_engine.job AS ENUM (
     'refresh_popularity', 'refresh_user_preferences', 'refresh_item_similarity', 'cleanup_interactions');

@@ -85,19 +85,19 @@ DROP SCHEMA cron CASCADE;
 -- drawn from both logs' sequences; while neither moves, no row can have been written since.
 CALL popularity_engine.refresh_popularity();
 SELECT interaction_id_mark = coalesce(pg_sequence_last_value('popularity_engine.product_interactions_id_seq'), 0) AS marked,
-       popularity_engine.logs_unchanged_since(aggregated_snapshot, interaction_id_mark, search_id_mark) AS unchanged
+       (popularity_engine.logs_unchanged_since(aggregated_snapshot, interaction_id_mark, search_id_mark)).unchanged AS unchanged
   FROM popularity_engine.refresh_state;
 -- a rolled-back track still draws an id: the next refresh reads the log, and finds nothing
 BEGIN;
 SELECT popularity_engine.track(901, 9001, 'view') > 0 AS tracked;
 ROLLBACK;
-SELECT popularity_engine.logs_unchanged_since(aggregated_snapshot, interaction_id_mark, search_id_mark) AS unchanged,
+SELECT (popularity_engine.logs_unchanged_since(aggregated_snapshot, interaction_id_mark, search_id_mark)).unchanged AS unchanged,
        popularity_engine.log_ids_drawn_since(interaction_id_mark, search_id_mark) AS drawn
   FROM popularity_engine.refresh_state;
 CALL popularity_engine.refresh_popularity();
 SELECT count(*) AS rows_for_9001 FROM popularity_engine.product_popularity WHERE product_id = 9001;
 -- unknown marks (NULL) are never taken for "unchanged"
-SELECT popularity_engine.logs_unchanged_since(aggregated_snapshot, NULL, search_id_mark) AS unchanged,
+SELECT (popularity_engine.logs_unchanged_since(aggregated_snapshot, NULL, search_id_mark)).unchanged AS unchanged,
        popularity_engine.log_ids_drawn_since(NULL, search_id_mark) AS drawn
   FROM popularity_engine.refresh_state;
 -- a transaction the stored snapshot saw running: once committed, the log must be read; once
@@ -108,10 +108,10 @@ COMMIT;
 BEGIN;
 SELECT pg_current_xact_id() AS aborted_xid \gset
 ROLLBACK;
-SELECT popularity_engine.logs_unchanged_since(format('%s:%s:%s', :'committed_xid', :'committed_xid'::bigint + 1, :'committed_xid')::pg_snapshot,
-                                              interaction_id_mark, search_id_mark) AS committed_unchanged,
-       popularity_engine.logs_unchanged_since(format('%s:%s:%s', :'aborted_xid', :'aborted_xid'::bigint + 1, :'aborted_xid')::pg_snapshot,
-                                              interaction_id_mark, search_id_mark) AS aborted_unchanged
+SELECT (popularity_engine.logs_unchanged_since(format('%s:%s:%s', :'committed_xid', :'committed_xid'::bigint + 1, :'committed_xid')::pg_snapshot,
+                                              interaction_id_mark, search_id_mark)).unchanged AS committed_unchanged,
+       (popularity_engine.logs_unchanged_since(format('%s:%s:%s', :'aborted_xid', :'aborted_xid'::bigint + 1, :'aborted_xid')::pg_snapshot,
+                                              interaction_id_mark, search_id_mark)).unchanged AS aborted_unchanged
   FROM popularity_engine.refresh_state;
 -- A cached sequence hands ids out of a session's cache without moving: the marks cannot vouch
 -- for it, and every row is still counted once.
@@ -124,3 +124,14 @@ SELECT popularity_engine.log_ids_drawn_since(interaction_id_mark, search_id_mark
 CALL popularity_engine.refresh_popularity();
 SELECT view_count FROM popularity_engine.product_popularity WHERE product_id = 9001;
 ALTER SEQUENCE popularity_engine.product_interactions_id_seq CACHE 1;
+-- refresh_user_preferences keeps marks of its own: nothing new, nothing read; then one new view
+CALL popularity_engine.refresh_user_preferences();
+CALL popularity_engine.refresh_user_preferences();
+SELECT p.interaction_id_mark = r.interaction_id_mark AS same_marks,
+       (popularity_engine.logs_unchanged_since(p.aggregated_snapshot, p.interaction_id_mark, p.search_id_mark)).unchanged
+  FROM popularity_engine.preference_state p, popularity_engine.refresh_state r;
+SELECT interaction_count FROM popularity_engine.user_profiles WHERE user_id = 901;
+SELECT popularity_engine.track(901, 9001, 'view') > 0 AS tracked;
+CALL popularity_engine.refresh_user_preferences();
+SELECT interaction_count FROM popularity_engine.user_profiles WHERE user_id = 901;
+SELECT message FROM popularity_engine.job_runs WHERE job = 'refresh_user_preferences' ORDER BY id DESC LIMIT 3;
