@@ -99,24 +99,43 @@ COMMENT ON FUNCTION popularity_engine.step_bound(bigint, pg_snapshot, xid8, bigi
   'Internal: the transaction at which a refresh step of about max_rows rows stops (NULL: no cut).';
 
 -- Nothing new without reading the log. Every tracking call gives its transaction an id before
--- it draws a log id (nextval), so a row whose id was drawn before a snapshot was taken belongs
--- to a transaction that snapshot saw running or finished. Hence, when a refresh stored a
--- snapshot together with the ids last drawn just before it (the marks), and later:
---  * neither sequence has moved since (no id drawn, so no row written after the snapshot), and
---  * every transaction the stored snapshot saw running is still running, or aborted,
--- then no row is pending, and the probe over every partition of the log can be skipped. Any
--- doubt (a sequence moved, even by a rolled-back or refused insert; a cached sequence, whose
--- ids are drawn without moving it; a running transaction that committed) falls back to reading.
+-- it draws a log id (nextval), so a row whose id was drawn before the marks were read belongs to
+-- a transaction that had an id by then. A refresh stores with its snapshot the ids last drawn
+-- from both sequences (the marks), read before that snapshot was taken, but only when every
+-- transaction that had an id at that moment, other than the refresh's own, is below the
+-- snapshot's xmax: finished, or listed as running (marks_fit_snapshot). Later, while
+--  * neither sequence has moved (no id drawn, so no row written since), and
+--  * every transaction the stored snapshot listed as running is still running, or aborted,
+-- no row is pending, and the probe over every partition of the log can be skipped. Any doubt (a
+-- sequence moved, even by a rolled-back or refused insert; a cached sequence, whose ids are
+-- drawn without moving it; a running transaction that committed) falls back to reading.
 
--- The ids last drawn from each log's sequence (0 when none yet). A refresh reads them in a
--- statement of its own, before the statement whose snapshot it stores.
-CREATE FUNCTION popularity_engine.log_id_marks(OUT interactions bigint, OUT searches bigint)
+-- The ids last drawn from each log's sequence (0 when none yet), then the id the next
+-- transaction will get (read after them). A refresh reads them in a statement of its own,
+-- before the statement whose snapshot it stores.
+CREATE FUNCTION popularity_engine.log_id_marks(
+    OUT interactions bigint, OUT searches bigint, OUT next_xid bigint)
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(pg_sequence_last_value('popularity_engine.product_interactions_id_seq'), 0),
-           coalesce(pg_sequence_last_value('popularity_engine.search_interactions_id_seq'), 0)
+    WITH drawn AS MATERIALIZED (
+        SELECT coalesce(pg_sequence_last_value('popularity_engine.product_interactions_id_seq'), 0) AS i,
+               coalesce(pg_sequence_last_value('popularity_engine.search_interactions_id_seq'), 0) AS s)
+    SELECT d.i, d.s, popularity_engine.next_transaction_id() FROM drawn d
 $$;
 COMMENT ON FUNCTION popularity_engine.log_id_marks() IS
-  'Internal: the ids last drawn from the sequences of product_interactions and search_interactions (0: none yet).';
+  'Internal: the ids last drawn from the sequences of product_interactions and search_interactions (0: none yet), and the next transaction id, read after them.';
+
+-- Whether marks followed by next_xid may be stored with snap, a snapshot taken after them by a
+-- refresh whose transaction had no id before the refresh began (so it wrote no log row before
+-- the marks): every transaction with an id below next_xid, other than this one and its
+-- subtransactions, must be below snap's xmax, where a running one is listed in its xip.
+CREATE FUNCTION popularity_engine.marks_fit_snapshot(snap pg_snapshot, next_xid bigint)
+RETURNS boolean LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT next_xid <= s.xmax
+        OR (next_xid - s.xmax <= 64 AND popularity_engine.own_transaction_ids(s.xmax, next_xid))
+      FROM (SELECT pg_snapshot_xmax(snap)::text::bigint AS xmax) s
+$$;
+COMMENT ON FUNCTION popularity_engine.marks_fit_snapshot(pg_snapshot, bigint) IS
+  'Internal: whether id marks followed by next_xid describe snapshot snap of the calling refresh (every other transaction that had an id when they were read is below its xmax).';
 
 -- Whether no log row can have been written since the refresh that stored `stored` with these
 -- marks (NULL marks: unknown, so false), judged in the snapshot it returns: the statement's own,

@@ -466,14 +466,13 @@ DECLARE
     v_reason   text;
     v_landmark timestamptz;
     v_waited   text;
-    v_mark_i   bigint;
-    v_mark_s   bigint;
+    v_marks    record;
 BEGIN
     PERFORM popularity_engine.check_as_of('refresh_popularity', as_of);
     PERFORM popularity_engine.rebase_if_restored();
     v_waited := popularity_engine.lock_state_row('popularity_engine.refresh_state');
     -- before any statement whose snapshot may be stored (see logs_unchanged_since)
-    SELECT * INTO v_mark_i, v_mark_s FROM popularity_engine.log_id_marks();
+    SELECT * INTO v_marks FROM popularity_engine.log_id_marks();
     SELECT * INTO v_state FROM popularity_engine.refresh_state;
 
     SELECT * INTO v_snap, v_pending FROM popularity_engine.popularity_pending(v_state, v_own_xid);
@@ -515,10 +514,12 @@ BEGIN
            as_of = refresh_popularity_step.as_of, landmark = v_landmark,
            trending_half_life = make_interval(secs => v_h), trending_window = make_interval(secs => v_w),
            weights_signature = v_sig, last_refresh = clock_timestamp(),
-           -- the marks precede the stored snapshot in READ COMMITTED only (a new snapshot per
-           -- statement), and describe it only when it is not cut short of what it saw
-           (interaction_id_mark, search_id_mark) = (SELECT v_mark_i, v_mark_s WHERE v_bound IS NULL
-                AND current_setting('transaction_isolation') = 'read committed');
+           -- the marks describe the stored snapshot when it was taken after them (READ COMMITTED:
+           -- a new snapshot per statement) and not cut short, this transaction wrote no log row
+           -- before them, and every other one that had an id then is below its xmax
+           (interaction_id_mark, search_id_mark) = (SELECT v_marks.interactions, v_marks.searches
+                WHERE v_bound IS NULL AND v_own_xid IS NULL AND current_setting('transaction_isolation') = 'read committed'
+                  AND popularity_engine.marks_fit_snapshot(v_snap, v_marks.next_xid));
 
     processed := v_new + v_searches;
     note := format('%s%s interactions and %s search results aggregated; trending %s', v_waited,

@@ -105,15 +105,14 @@ DECLARE
     v_rebuild  text;
     v_bound    xid8;
     v_waited   text;
-    v_mark_i   bigint;
-    v_mark_s   bigint;
+    v_marks    record;
     v_read     boolean;
 BEGIN
     PERFORM popularity_engine.check_as_of('refresh_user_preferences', as_of);
     PERFORM popularity_engine.rebase_if_restored();
     v_waited := popularity_engine.lock_state_row('popularity_engine.preference_state');
     -- before any statement whose snapshot may be stored (see logs_unchanged_since)
-    SELECT * INTO v_mark_i, v_mark_s FROM popularity_engine.log_id_marks();
+    SELECT * INTO v_marks FROM popularity_engine.log_id_marks();
     SELECT * INTO v_state FROM popularity_engine.preference_state;
     v_floor := (SELECT legacy_interaction_id_floor FROM popularity_engine.refresh_state);
     v_rebuild := CASE
@@ -158,9 +157,10 @@ BEGIN
            as_of = refresh_user_preferences_step.as_of, landmark = v_landmark,
            half_life = make_interval(secs => v_h), weights_signature = v_sig,
            last_refresh = clock_timestamp(),
-           -- as in refresh_popularity_step: marks only for a whole read in READ COMMITTED
-           (interaction_id_mark, search_id_mark) = (SELECT v_mark_i, v_mark_s WHERE v_bound IS NULL
-                AND current_setting('transaction_isolation') = 'read committed');
+           -- when the marks describe the stored snapshot, as in refresh_popularity_step
+           (interaction_id_mark, search_id_mark) = (SELECT v_marks.interactions, v_marks.searches
+                WHERE v_bound IS NULL AND v_own_xid IS NULL AND current_setting('transaction_isolation') = 'read committed'
+                  AND popularity_engine.marks_fit_snapshot(v_snap, v_marks.next_xid));
     note := format('%s%s interactions aggregated into user preferences%s', v_waited, processed,
                    coalesce('; rebuilt from the log (' || v_rebuild || ')', ''));
 END

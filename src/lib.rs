@@ -32,7 +32,11 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/exactly_once.sql",
     name = "exactly_once",
-    requires = ["formulas"]
+    requires = [
+        "formulas",
+        transactions::next_transaction_id,
+        transactions::own_transaction_ids
+    ]
 );
 extension_sql_file!(
     "../sql/popularity.sql",

@@ -17,6 +17,39 @@ extension_sql!(
     requires = [may_commit]
 );
 
+/// Internal: the id the next transaction to get one will get (this one gets none).
+#[pg_extern(volatile, parallel_unsafe)]
+fn next_transaction_id() -> i64 {
+    let next = unsafe { pg_sys::ReadNextFullTransactionId() };
+    next.value as i64
+}
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.next_transaction_id() IS
+  'Internal: the transaction id the next transaction to get one will get (none is assigned to the caller).';"#,
+    name = "next_transaction_id_comment",
+    requires = [next_transaction_id]
+);
+
+/// Internal: whether every transaction id from `first` up to (not including) `end` is the calling
+/// transaction's own or one of its subtransactions' (true for an empty range). A refresh that
+/// runs in an exception block holds a subtransaction id next to its own.
+#[pg_extern(volatile, parallel_unsafe)]
+fn own_transaction_ids(first: i64, end: i64) -> bool {
+    (first..end).all(|full| {
+        // the low 32 bits are the transaction id (the range is a few recent ids)
+        let xid = pg_sys::TransactionId::from_inner((full as u64 & 0xFFFF_FFFF) as u32);
+        unsafe { pg_sys::TransactionIdIsCurrentTransactionId(xid) }
+    })
+}
+
+extension_sql!(
+    r#"COMMENT ON FUNCTION popularity_engine.own_transaction_ids(bigint, bigint) IS
+  'Internal: whether every transaction id in [first, end) belongs to the calling transaction or one of its subtransactions.';"#,
+    name = "own_transaction_ids_comment",
+    requires = [own_transaction_ids]
+);
+
 /// Gives the calling transaction its id now, before the tracking statement draws a log id:
 /// a refresh that finds the id sequences unchanged since its stored snapshot concludes that no
 /// row was written since, which holds only if every row's transaction already had its id (and

@@ -87,6 +87,18 @@ CALL popularity_engine.refresh_popularity();
 SELECT interaction_id_mark = coalesce(pg_sequence_last_value('popularity_engine.product_interactions_id_seq'), 0) AS marked,
        (popularity_engine.logs_unchanged_since(aggregated_snapshot, interaction_id_mark, search_id_mark)).unchanged AS unchanged
   FROM popularity_engine.refresh_state;
+-- marks are stored with a snapshot only when every transaction that had an id as they were read
+-- (below next_xid), the refresh's own (and its subtransactions') aside, is below the snapshot's
+-- xmax: finished, or listed as running
+BEGIN;
+SELECT pg_current_xact_id()::text::bigint AS own \gset
+SAVEPOINT inner_block;
+CREATE TEMP TABLE pe_sub_write (x int);  -- gives the subtransaction an id of its own
+SELECT popularity_engine.marks_fit_snapshot(format('%s:%s:', :own - 5, :own + 10)::pg_snapshot, :own + 3) AS all_below,
+       popularity_engine.marks_fit_snapshot(format('%s:%s:', :own, :own)::pg_snapshot, :own + 1) AS own_at_xmax,
+       popularity_engine.marks_fit_snapshot(format('%s:%s:', :own, :own)::pg_snapshot, :own + 2) AS own_and_sub_at_xmax,
+       popularity_engine.marks_fit_snapshot(format('%s:%s:', :own - 1, :own - 1)::pg_snapshot, :own + 1) AS another_at_xmax;
+ROLLBACK;
 -- a rolled-back track still draws an id: the next refresh reads the log, and finds nothing
 BEGIN;
 SELECT popularity_engine.track(901, 9001, 'view') > 0 AS tracked;
