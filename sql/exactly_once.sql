@@ -124,18 +124,23 @@ $$;
 COMMENT ON FUNCTION popularity_engine.log_id_marks() IS
   'Internal: the ids last drawn from the sequences of product_interactions and search_interactions (0: none yet), and the next transaction id, read after them.';
 
--- Whether marks followed by next_xid may be stored with snap, a snapshot taken after them by a
--- refresh whose transaction had no id before the refresh began (so it wrote no log row before
--- the marks): every transaction with an id below next_xid, other than this one and its
--- subtransactions, must be below snap's xmax, where a running one is listed in its xip.
-CREATE FUNCTION popularity_engine.marks_fit_snapshot(snap pg_snapshot, next_xid bigint)
+-- Whether marks followed by next_xid may be stored with snap, the snapshot a refresh step stores
+-- after reading them: the step must run in READ COMMITTED (so snap was taken after the marks),
+-- not be cut at a bound (snap covers all it saw), and its transaction must have had no id when
+-- the step began (own_xid_at_start NULL: it wrote no log row before the marks); and every
+-- transaction with an id below next_xid, other than this one and its subtransactions, must be
+-- below snap's xmax, where a running one is listed in its xip.
+CREATE FUNCTION popularity_engine.marks_fit_snapshot(
+    snap pg_snapshot, next_xid bigint, bound xid8, own_xid_at_start xid8)
 RETURNS boolean LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT next_xid <= s.xmax
-        OR (next_xid - s.xmax <= 64 AND popularity_engine.own_transaction_ids(s.xmax, next_xid))
+    SELECT bound IS NULL AND own_xid_at_start IS NULL
+       AND current_setting('transaction_isolation') = 'read committed'
+       AND (next_xid <= s.xmax
+            OR (next_xid - s.xmax <= 64 AND popularity_engine.own_transaction_ids(s.xmax, next_xid)))
       FROM (SELECT pg_snapshot_xmax(snap)::text::bigint AS xmax) s
 $$;
-COMMENT ON FUNCTION popularity_engine.marks_fit_snapshot(pg_snapshot, bigint) IS
-  'Internal: whether id marks followed by next_xid describe snapshot snap of the calling refresh (every other transaction that had an id when they were read is below its xmax).';
+COMMENT ON FUNCTION popularity_engine.marks_fit_snapshot(pg_snapshot, bigint, xid8, xid8) IS
+  'Internal: whether id marks followed by next_xid describe snapshot snap of the calling refresh step (READ COMMITTED, not cut at bound, no id before the step, every other transaction that had an id when they were read below its xmax).';
 
 -- Whether no log row can have been written since the refresh that stored `stored` with these
 -- marks (NULL marks: unknown, so false), judged in the snapshot it returns: the statement's own,

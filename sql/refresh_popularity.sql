@@ -514,12 +514,9 @@ BEGIN
            as_of = refresh_popularity_step.as_of, landmark = v_landmark,
            trending_half_life = make_interval(secs => v_h), trending_window = make_interval(secs => v_w),
            weights_signature = v_sig, last_refresh = clock_timestamp(),
-           -- the marks describe the stored snapshot when it was taken after them (READ COMMITTED:
-           -- a new snapshot per statement) and not cut short, this transaction wrote no log row
-           -- before them, and every other one that had an id then is below its xmax
+           -- the marks, when they describe the stored snapshot (NULL: unknown)
            (interaction_id_mark, search_id_mark) = (SELECT v_marks.interactions, v_marks.searches
-                WHERE v_bound IS NULL AND v_own_xid IS NULL AND current_setting('transaction_isolation') = 'read committed'
-                  AND popularity_engine.marks_fit_snapshot(v_snap, v_marks.next_xid));
+                WHERE popularity_engine.marks_fit_snapshot(v_snap, v_marks.next_xid, v_bound, v_own_xid));
 
     processed := v_new + v_searches;
     note := format('%s%s interactions and %s search results aggregated; trending %s', v_waited,

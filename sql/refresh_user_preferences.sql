@@ -157,10 +157,9 @@ BEGIN
            as_of = refresh_user_preferences_step.as_of, landmark = v_landmark,
            half_life = make_interval(secs => v_h), weights_signature = v_sig,
            last_refresh = clock_timestamp(),
-           -- when the marks describe the stored snapshot, as in refresh_popularity_step
+           -- the marks, when they describe the stored snapshot (NULL: unknown)
            (interaction_id_mark, search_id_mark) = (SELECT v_marks.interactions, v_marks.searches
-                WHERE v_bound IS NULL AND v_own_xid IS NULL AND current_setting('transaction_isolation') = 'read committed'
-                  AND popularity_engine.marks_fit_snapshot(v_snap, v_marks.next_xid));
+                WHERE popularity_engine.marks_fit_snapshot(v_snap, v_marks.next_xid, v_bound, v_own_xid));
     note := format('%s%s interactions aggregated into user preferences%s', v_waited, processed,
                    coalesce('; rebuilt from the log (' || v_rebuild || ')', ''));
 END

@@ -89,15 +89,18 @@ SELECT interaction_id_mark = coalesce(pg_sequence_last_value('popularity_engine.
   FROM popularity_engine.refresh_state;
 -- marks are stored with a snapshot only when every transaction that had an id as they were read
 -- (below next_xid), the refresh's own (and its subtransactions') aside, is below the snapshot's
--- xmax: finished, or listed as running
+-- xmax: finished, or listed as running; never for a step cut at a bound, nor for a transaction
+-- that had an id before the step
 BEGIN;
 SELECT pg_current_xact_id()::text::bigint AS own \gset
 SAVEPOINT inner_block;
 CREATE TEMP TABLE pe_sub_write (x int);  -- gives the subtransaction an id of its own
-SELECT popularity_engine.marks_fit_snapshot(format('%s:%s:', :own - 5, :own + 10)::pg_snapshot, :own + 3) AS all_below,
-       popularity_engine.marks_fit_snapshot(format('%s:%s:', :own, :own)::pg_snapshot, :own + 1) AS own_at_xmax,
-       popularity_engine.marks_fit_snapshot(format('%s:%s:', :own, :own)::pg_snapshot, :own + 2) AS own_and_sub_at_xmax,
-       popularity_engine.marks_fit_snapshot(format('%s:%s:', :own - 1, :own - 1)::pg_snapshot, :own + 1) AS another_at_xmax;
+SELECT popularity_engine.marks_fit_snapshot(format('%s:%s:', :own - 5, :own + 10)::pg_snapshot, :own + 3, NULL, NULL) AS all_below,
+       popularity_engine.marks_fit_snapshot(format('%s:%s:', :own, :own)::pg_snapshot, :own + 1, NULL, NULL) AS own_at_xmax,
+       popularity_engine.marks_fit_snapshot(format('%s:%s:', :own, :own)::pg_snapshot, :own + 2, NULL, NULL) AS own_and_sub_at_xmax,
+       popularity_engine.marks_fit_snapshot(format('%s:%s:', :own - 1, :own - 1)::pg_snapshot, :own + 1, NULL, NULL) AS another_at_xmax,
+       popularity_engine.marks_fit_snapshot(format('%s:%s:', :own - 5, :own + 10)::pg_snapshot, :own + 3, :'own'::xid8, NULL) AS cut_step,
+       popularity_engine.marks_fit_snapshot(format('%s:%s:', :own - 5, :own + 10)::pg_snapshot, :own + 3, NULL, :'own'::xid8) AS id_before_step;
 ROLLBACK;
 -- a rolled-back track still draws an id: the next refresh reads the log, and finds nothing
 BEGIN;
