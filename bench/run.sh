@@ -8,6 +8,8 @@
 # smoke: seconds, for CI (checks that the run produces a results file, never a timing).
 # small: 20k products, 5k users, 200k events.   full: 1M products, 100k users, 10M events.
 # Results: bench/results/<scale>/RESULTS.md (+ growth.png); `full` also updates bench/RESULTS.md.
+# BENCH_SKIP_INSTALL=1 measures the build already installed instead of installing this checkout's
+# (to compare with a release: install it from its tag, run, then run again without the variable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,12 +46,17 @@ now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc -l; }
 fmt() { printf '%.*f' "${2:-2}" "$1"; }
 ratio() { echo "$1 / $2" | bc -l; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 row() { echo "| $* |" >> "$RESULTS"; }
 
 echo "==> installing dependencies and a release build"
 bash scripts/install-deps.sh
 command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq bc >/dev/null; }
-bash scripts/install-extension.sh --release > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+if [ "${BENCH_SKIP_INSTALL:-0}" = 1 ]; then
+  echo "    (BENCH_SKIP_INSTALL=1: measuring the build already installed)"
+else
+  bash scripts/install-extension.sh --release > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+fi
 
 echo "==> starting a tuned throwaway cluster on 127.0.0.1:$PE_PORT"
 scripts/pgcluster.sh destroy
@@ -89,7 +96,7 @@ echo "==> generating data and measuring refresh growth"
 {
   echo "## Refresh cost vs history size (fixed $((FINAL_EVENTS / 100)) new events)"
   echo
-  echo "| history (events) | generate the stage (s) | refresh the stage's events (s) | incremental refresh, 1 % new (s) | nothing new, in a session (ms) | nothing new, new connection (ms) | full recomputation, plain SQL (s) | incremental speed-up |"
+  echo "| history (events) | generate the stage (s) | refresh the stage's events (s) | incremental refresh, 1 % new (s, median of 3) | nothing new, in a session (ms) | nothing new, new connection (ms) | full recomputation, plain SQL (s, median of 3) | incremental speed-up |"
   echo "|---|---|---|---|---|---|---|---|"
 } >> "$RESULTS"
 loaded=0
@@ -108,17 +115,26 @@ for target in $STAGES; do
   gen=$(since "$t")
   loaded=$target
   read -r full_first pop_kib < <(measure_call "CALL popularity_engine.refresh_popularity(max_rows => NULL)")
+  # 1 % new events, then a refresh in a new connection, three times: the median
   new=$((FINAL_EVENTS / 100))
-  q -c "CALL bench.add_events($new, $PRODUCTS, $USERS)" >/dev/null
-  t=$(now); q -c "CALL popularity_engine.refresh_popularity(max_rows => NULL)" >/dev/null; incr=$(since "$t")
+  incr_runs=()
+  for _ in 1 2 3; do
+    q -c "CALL bench.add_events($new, $PRODUCTS, $USERS)" >/dev/null
+    t=$(now); q -c "CALL popularity_engine.refresh_popularity(max_rows => NULL)" >/dev/null; incr_runs+=("$(since "$t")")
+  done
+  incr=$(median "${incr_runs[@]}")
   # nothing new: five runs in one session (an application's pool), then five in new
   # connections (as pg_cron runs a job: a new backend that first loads the catalog caches)
   printf 'CALL popularity_engine.refresh_popularity();\n%.0s' 1 2 3 4 5 6 | q >/dev/null
   nothing=$(last5_ms)
   for _ in 1 2 3 4 5; do q -c "CALL popularity_engine.refresh_popularity()" >/dev/null; done
   nothing_cold=$(last5_ms)
-  q -c "TRUNCATE bench.full_popularity" >/dev/null
-  t=$(now); q -c "CALL bench.full_recompute()" >/dev/null; full=$(since "$t")
+  full_runs=()
+  for _ in 1 2 3; do
+    q -c "TRUNCATE bench.full_popularity" >/dev/null
+    t=$(now); q -c "CALL bench.full_recompute()" >/dev/null; full_runs+=("$(since "$t")")
+  done
+  full=$(median "${full_runs[@]}")
   row "$target | $(fmt "$gen" 1) | $(fmt "$full_first" 1) | $(fmt "$incr" 3) | $(fmt "$nothing" 1) | $(fmt "$nothing_cold" 1) | $(fmt "$full" 2) | $(fmt "$(ratio "$full" "$incr")" 1)×"
   # the personalization jobs over the stage's events, then query latency at this history size
   read -r pref_s pref_kib < <(measure_call "CALL popularity_engine.refresh_user_preferences(max_rows => NULL)")
