@@ -78,7 +78,7 @@ for protocol in ${QUALITY_PROTOCOLS:-loo cut}; do
   elif [ "$stage" = similarity ]; then
     q -d "$db" -c "CALL popularity_engine.refresh_item_similarity()" >/dev/null
   fi
-  q -d "$db" -c "DROP TABLE IF EXISTS q.recs, q.popular, q.user_items, q.item_users, q.co, q.scores" >/dev/null
+  q -d "$db" -c "DROP TABLE IF EXISTS q.recs, q.shown, q.popular, q.user_items, q.item_users, q.co, q.scores" >/dev/null
   mapfile -t -O "${#rows[@]}" rows < <(q -d "$db" -v label="$label, $protocol" -f bench/quality/evaluate.sql)
 done
 

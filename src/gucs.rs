@@ -23,7 +23,7 @@ pub static HISTORY_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(20);
 pub static HISTORY_HALF_LIFE: GucSetting<f64> = GucSetting::<f64>::new(3.0);
 pub static LONG_HISTORY_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(50);
 pub static WEIGHT_LONG_HISTORY: GucSetting<f64> = GucSetting::<f64>::new(0.5);
-pub static SIMILARITY_SHRINKAGE: GucSetting<f64> = GucSetting::<f64>::new(10.0);
+pub static SIMILARITY_SHRINKAGE: GucSetting<f64> = GucSetting::<f64>::new(3.0);
 
 const DAY: i32 = 24 * 3600;
 

@@ -5,6 +5,8 @@
 --   item-kNN      cosine over the binary user-product matrix of the training events,
 --                 sim(i, j) = users(i and j) / sqrt(users(i) x users(j)), a candidate's score
 --                 summed over the user's history
+-- Every method shows only what a shop may show: the baselines, like recommend(), skip products
+-- that are uncatalogued, inactive or out of stock (inventory 0).
 -- Metrics per user, averaged: HR@10 (a target in the top 10), NDCG@10 (binary relevance,
 -- ideal = min(10, targets) hits at the top), recall@10 (targets found / targets); coverage =
 -- distinct recommended products / catalog products; latency of each recommend() call.
@@ -28,8 +30,12 @@ BEGIN
     END LOOP;
 END $$;
 
+CREATE TABLE q.shown AS
+SELECT product_id FROM popularity_engine.catalog WHERE is_active AND inventory IS DISTINCT FROM 0;
+ALTER TABLE q.shown ADD PRIMARY KEY (product_id);
+
 CREATE TABLE q.popular AS
-SELECT product_id, count(*) AS n FROM q.split WHERE NOT held_out GROUP BY 1;
+SELECT product_id, count(*) AS n FROM q.split JOIN q.shown USING (product_id) WHERE NOT held_out GROUP BY 1;
 CREATE INDEX ON q.popular (n DESC, product_id);
 INSERT INTO q.recs
 SELECT 'most-popular', h.user_id,
@@ -56,6 +62,7 @@ SELECT 'item-kNN', h.user_id,
                JOIN q.co s ON s.i = hp.i
                JOIN q.item_users ni ON ni.product_id = s.i
                JOIN q.item_users nj ON nj.product_id = s.j
+               JOIN q.shown sh ON sh.product_id = s.j
               WHERE NOT EXISTS (SELECT FROM q.user_items x WHERE x.user_id = h.user_id AND x.product_id = s.j)
               GROUP BY s.j ORDER BY sum(s.c / sqrt(ni.n * nj.n)) DESC, s.j LIMIT 10), NULL
   FROM q.history h;
