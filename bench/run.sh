@@ -88,6 +88,14 @@ measure_call() {  # prints "<seconds> <peak resident KiB of the backend>" for on
   scripts/pgcluster.sh psql -d "$PE_DB" -tA -f "$DATA/measure.sql" >/dev/null
   echo "$(since "$t") $(awk '{print $2}' "$DATA/hwm" 2>/dev/null || echo 0)"
 }
+median_seconds() {  # median wall time (s) of three rounds of: $1 (not timed), then $2 in a new connection
+  local runs=() t
+  for _ in 1 2 3; do
+    q -c "$1" >/dev/null
+    t=$(now); q -c "$2" >/dev/null; runs+=("$(since "$t")")
+  done
+  median "${runs[@]}"
+}
 lat() { q -c "SELECT format('%s | %s', round(p50_ms::numeric, 3), round(p99_ms::numeric, 3)) FROM bench.latency(\$q\$$1\$q\$, $SAMPLES, $2)"; }
 warm_users="(SELECT array_agg(user_id) FROM (SELECT user_id FROM popularity_engine.user_profiles WHERE interaction_count >= 20 ORDER BY user_id LIMIT 200) u)"
 p50() { local r; r=$(lat "$@"); echo "${r%% |*}"; }
@@ -115,26 +123,15 @@ for target in $STAGES; do
   gen=$(since "$t")
   loaded=$target
   read -r full_first pop_kib < <(measure_call "CALL popularity_engine.refresh_popularity(max_rows => NULL)")
-  # 1 % new events, then a refresh in a new connection, three times: the median
   new=$((FINAL_EVENTS / 100))
-  incr_runs=()
-  for _ in 1 2 3; do
-    q -c "CALL bench.add_events($new, $PRODUCTS, $USERS)" >/dev/null
-    t=$(now); q -c "CALL popularity_engine.refresh_popularity(max_rows => NULL)" >/dev/null; incr_runs+=("$(since "$t")")
-  done
-  incr=$(median "${incr_runs[@]}")
+  incr=$(median_seconds "CALL bench.add_events($new, $PRODUCTS, $USERS)" "CALL popularity_engine.refresh_popularity(max_rows => NULL)")
   # nothing new: five runs in one session (an application's pool), then five in new
   # connections (as pg_cron runs a job: a new backend that first loads the catalog caches)
   printf 'CALL popularity_engine.refresh_popularity();\n%.0s' 1 2 3 4 5 6 | q >/dev/null
   nothing=$(last5_ms)
   for _ in 1 2 3 4 5; do q -c "CALL popularity_engine.refresh_popularity()" >/dev/null; done
   nothing_cold=$(last5_ms)
-  full_runs=()
-  for _ in 1 2 3; do
-    q -c "TRUNCATE bench.full_popularity" >/dev/null
-    t=$(now); q -c "CALL bench.full_recompute()" >/dev/null; full_runs+=("$(since "$t")")
-  done
-  full=$(median "${full_runs[@]}")
+  full=$(median_seconds "TRUNCATE bench.full_popularity" "CALL bench.full_recompute()")
   row "$target | $(fmt "$gen" 1) | $(fmt "$full_first" 1) | $(fmt "$incr" 3) | $(fmt "$nothing" 1) | $(fmt "$nothing_cold" 1) | $(fmt "$full" 2) | $(fmt "$(ratio "$full" "$incr")" 1)×"
   # the personalization jobs over the stage's events, then query latency at this history size
   read -r pref_s pref_kib < <(measure_call "CALL popularity_engine.refresh_user_preferences(max_rows => NULL)")
