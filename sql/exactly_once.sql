@@ -145,9 +145,11 @@ COMMENT ON FUNCTION popularity_engine.marks_fit_snapshot(pg_snapshot, bigint, xi
 -- Whether no log row can have been written since the refresh that stored `stored` with these
 -- marks (NULL marks: unknown, so false), judged in the snapshot it returns: the statement's own,
 -- taken before the sequences are read. A refresh that finds nothing new stores that snapshot.
+-- With it, from the same reading of the sequences, whether ids were drawn since the marks (NULL
+-- marks: false): then rows were almost surely written, and a refresh reads without probing first.
 CREATE FUNCTION popularity_engine.logs_unchanged_since(
     stored pg_snapshot, interaction_mark bigint, search_mark bigint,
-    OUT snap pg_snapshot, OUT unchanged boolean)
+    OUT snap pg_snapshot, OUT unchanged boolean, OUT drawn boolean)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_current_snapshot(),
            coalesce(m.interactions = interaction_mark AND m.searches = search_mark, false)
@@ -156,19 +158,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                   'popularity_engine.search_interactions_id_seq'::regclass))
        AND NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(stored) AS x
                         WHERE pg_visible_in_snapshot(x, pg_current_snapshot())
-                          AND pg_xact_status(x) IS DISTINCT FROM 'aborted')
+                          AND pg_xact_status(x) IS DISTINCT FROM 'aborted'),
+           coalesce(m.interactions <> interaction_mark OR m.searches <> search_mark, false)
       FROM popularity_engine.log_id_marks() m
 $$;
 COMMENT ON FUNCTION popularity_engine.logs_unchanged_since(pg_snapshot, bigint, bigint) IS
-  'Internal: whether no row can have been written to either log since a refresh stored snapshot `stored` with these id marks (no id drawn since, no cached sequence, every transaction running in `stored` still running or aborted), and the snapshot that was judged in.';
-
--- Whether ids were drawn from either log's sequence since the marks (NULL marks: unknown, so
--- false): then rows were almost surely written, and a refresh reads without probing first.
-CREATE FUNCTION popularity_engine.log_ids_drawn_since(interaction_mark bigint, search_mark bigint)
-RETURNS boolean
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(m.interactions <> interaction_mark OR m.searches <> search_mark, false)
-      FROM popularity_engine.log_id_marks() m
-$$;
-COMMENT ON FUNCTION popularity_engine.log_ids_drawn_since(bigint, bigint) IS
-  'Internal: whether an id was drawn from the sequence of product_interactions or search_interactions since these marks.';
+  'Internal: whether no row can have been written to either log since a refresh stored snapshot `stored` with these id marks (no id drawn since, no cached sequence, every transaction running in `stored` still running or aborted), the snapshot that was judged in, and whether an id was drawn from either log''s sequence since the marks.';

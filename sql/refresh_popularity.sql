@@ -50,16 +50,15 @@ CREATE FUNCTION popularity_engine.popularity_pending(
     state popularity_engine.refresh_state, own_xid xid8, OUT snap pg_snapshot, OUT pending boolean)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan AS $fn$
+DECLARE
+    v_logs record;
 BEGIN
-    IF state.legacy_snapshot IS NULL
-       AND (popularity_engine.logs_unchanged_since(state.aggregated_snapshot, state.interaction_id_mark,
-                                                   state.search_id_mark)).unchanged THEN
-        snap := pg_current_snapshot();
-        pending := false;
-        RETURN;
-    ELSIF popularity_engine.log_ids_drawn_since(state.interaction_id_mark, state.search_id_mark) THEN
-        snap := pg_current_snapshot();
-        pending := true;
+    SELECT * INTO v_logs
+      FROM popularity_engine.logs_unchanged_since(state.aggregated_snapshot, state.interaction_id_mark,
+                                                  state.search_id_mark);
+    IF (v_logs.unchanged AND state.legacy_snapshot IS NULL) OR v_logs.drawn THEN
+        snap := v_logs.snap;
+        pending := v_logs.drawn;
         RETURN;
     END IF;
     SELECT pg_current_snapshot(),

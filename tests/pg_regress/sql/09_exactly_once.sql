@@ -106,15 +106,15 @@ ROLLBACK;
 BEGIN;
 SELECT popularity_engine.track(901, 9001, 'view') > 0 AS tracked;
 ROLLBACK;
-SELECT (popularity_engine.logs_unchanged_since(aggregated_snapshot, interaction_id_mark, search_id_mark)).unchanged AS unchanged,
-       popularity_engine.log_ids_drawn_since(interaction_id_mark, search_id_mark) AS drawn
-  FROM popularity_engine.refresh_state;
+SELECT u.unchanged, u.drawn
+  FROM popularity_engine.refresh_state,
+       popularity_engine.logs_unchanged_since(aggregated_snapshot, interaction_id_mark, search_id_mark) u;
 CALL popularity_engine.refresh_popularity();
 SELECT count(*) AS rows_for_9001 FROM popularity_engine.product_popularity WHERE product_id = 9001;
 -- unknown marks (NULL) are never taken for "unchanged"
-SELECT (popularity_engine.logs_unchanged_since(aggregated_snapshot, NULL, search_id_mark)).unchanged AS unchanged,
-       popularity_engine.log_ids_drawn_since(NULL, search_id_mark) AS drawn
-  FROM popularity_engine.refresh_state;
+SELECT u.unchanged, u.drawn
+  FROM popularity_engine.refresh_state,
+       popularity_engine.logs_unchanged_since(aggregated_snapshot, NULL, search_id_mark) u;
 -- a transaction the stored snapshot saw running: once committed, the log must be read; once
 -- aborted, it wrote nothing
 BEGIN;
@@ -134,8 +134,9 @@ ALTER SEQUENCE popularity_engine.product_interactions_id_seq CACHE 10;
 SELECT popularity_engine.track(901, 9001, 'view') > 0 AS tracked;
 CALL popularity_engine.refresh_popularity();
 SELECT popularity_engine.track(901, 9001, 'view') > 0 AS tracked;
-SELECT popularity_engine.log_ids_drawn_since(interaction_id_mark, search_id_mark) AS drawn
-  FROM popularity_engine.refresh_state;
+SELECT u.drawn
+  FROM popularity_engine.refresh_state,
+       popularity_engine.logs_unchanged_since(aggregated_snapshot, interaction_id_mark, search_id_mark) u;
 CALL popularity_engine.refresh_popularity();
 SELECT view_count FROM popularity_engine.product_popularity WHERE product_id = 9001;
 ALTER SEQUENCE popularity_engine.product_interactions_id_seq CACHE 1;
