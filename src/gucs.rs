@@ -101,6 +101,17 @@ pub fn personal_weights() -> crate::collaborative::PersonalWeights {
     }
 }
 
+/// The history settings of collaborative filtering.
+pub fn history_weights() -> crate::collaborative::HistoryWeights {
+    let length = |setting: i32| usize::try_from(setting).unwrap_or(0);
+    crate::collaborative::HistoryWeights {
+        recent: length(HISTORY_LENGTH.get()),
+        half_life: HISTORY_HALF_LIFE.get(),
+        long: length(LONG_HISTORY_LENGTH.get()),
+        long_share: WEIGHT_LONG_HISTORY.get(),
+    }
+}
+
 /// What personalization is made of: collaborative filtering over the user's history (its recent
 /// part and the whole of it), category and brand affinity.
 fn personalization_settings() {

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use pgrx::spi::SpiClient;
 
-use crate::collaborative::{collaborative_scores, Collaborative, HistoryWeights};
+use crate::collaborative::{collaborative_scores, Collaborative};
 use crate::error::{EngineError, Required};
 use crate::gucs;
 use crate::spi_util::{first_value, ids, rows};
@@ -52,7 +52,7 @@ pub fn load_user(client: &SpiClient, user_id: i64) -> Result<UserContext, Engine
     };
     if !ctx.cold {
         load_affinities(client, user_id, &mut ctx)?;
-        let weights = history_weights();
+        let weights = gucs::history_weights();
         ctx.history = history(client, user_id, weights.products_read())?;
         let rows = similarity_rows(client, &ctx.history)?;
         ctx.collaborative = collaborative_scores(&ctx.history, weights, &rows);
@@ -85,17 +85,6 @@ fn load_affinities(
     normalise(&mut ctx.category_affinity);
     normalise(&mut ctx.brand_affinity);
     Ok(())
-}
-
-/// The history settings of collaborative filtering.
-fn history_weights() -> HistoryWeights {
-    let length = |setting: i32| usize::try_from(setting).unwrap_or(0);
-    HistoryWeights {
-        recent: length(gucs::HISTORY_LENGTH.get()),
-        half_life: gucs::HISTORY_HALF_LIFE.get(),
-        long: length(gucs::LONG_HISTORY_LENGTH.get()),
-        long_share: gucs::WEIGHT_LONG_HISTORY.get(),
-    }
 }
 
 /// The user's `length` most recent distinct products, most recent first (ties by id).
