@@ -26,7 +26,7 @@ use pgrx::spi::SpiClient;
 use crate::collaborative::personal_components;
 use crate::error::{During, EngineError, OrReport, Required};
 use crate::gucs;
-use crate::spi_util::{first_value, ids, rows};
+use crate::spi_util::{first_value, ids, ids_kept, rows_kept};
 use crate::user_context::{load_user, UserContext};
 use crate::validation::{check_limit, check_user};
 
@@ -76,7 +76,7 @@ fn load_products(
 ) -> Result<HashMap<i64, Product>, EngineError> {
     const READING: &str = "reading the candidate products";
     let mut out = HashMap::new();
-    for row in rows(
+    for row in rows_kept(
         client,
         READING,
         "SELECT p.id, c.category, c.brand, popularity_engine.relative_price(c.price, cp.median_price),
@@ -106,7 +106,7 @@ fn load_products(
 
 fn max_popularity(client: &SpiClient) -> Result<f64, EngineError> {
     const READING: &str = "reading the highest popularity_score";
-    let top = rows(
+    let top = rows_kept(
         client,
         READING,
         "SELECT popularity_score FROM popularity_engine.product_stats
@@ -282,7 +282,7 @@ fn candidate_sources(
             best.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
             for (value, _) in best.into_iter().take(take) {
                 let args = [value.clone().into(), cat(), pool.into()];
-                let found = ids(client, "reading the user's top products", sql, &args)?;
+                let found = ids_kept(client, "reading the user's top products", sql, &args)?;
                 sources.extend(found.into_iter().map(|p| (p, Source::Personal)));
             }
         }

@@ -18,6 +18,9 @@ thread_local! {
     /// valid across ALTER/DROP+CREATE EXTENSION within one backend.
     static PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> =
         RefCell::new(HashMap::new());
+    /// The read-only plans of `rows_kept`, apart from the writing ones above.
+    static READ_PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> =
+        RefCell::new(HashMap::new());
 }
 
 /// Runs `sql` with `args`, preparing it on first use in this backend; `doing` names the step in
@@ -52,6 +55,42 @@ pub fn first_value<T: FromDatum + IntoDatum>(
         return Ok(None);
     }
     table.first().get_one::<T>().during(doing)
+}
+
+/// Runs a read-only query through a plan kept for the backend (prepared on first use, parameter
+/// types taken from `args`), so that a statement run on every call plans once instead of every
+/// time. For statements whose best plan does not depend on the parameters' values: after five
+/// runs Postgres' plan cache settles on one generic plan. Schema-qualified SQL only, as in
+/// `run_cached`.
+pub fn rows_kept<'c>(
+    client: &SpiClient<'c>,
+    doing: &'static str,
+    sql: &'static str,
+    args: &[DatumWithOid],
+) -> Result<SpiTupleTable<'c>, EngineError> {
+    let plan = READ_PLANS.with(|plans| plans.borrow().get(sql).cloned());
+    let plan = match plan {
+        Some(plan) => plan,
+        None => {
+            let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
+            let prepared = Rc::new(client.prepare(sql, &types).during(doing)?.keep());
+            READ_PLANS.with(|plans| plans.borrow_mut().insert(sql, prepared.clone()));
+            prepared
+        }
+    };
+    client.select(&*plan, None, args).during(doing)
+}
+
+/// The product ids in the first column of a `rows_kept` query's rows.
+pub fn ids_kept(
+    client: &SpiClient,
+    doing: &'static str,
+    sql: &'static str,
+    args: &[DatumWithOid],
+) -> Result<Vec<i64>, EngineError> {
+    rows_kept(client, doing, sql, args)?
+        .map(|r| r.get::<i64>(1).required(doing, "product_id"))
+        .collect()
 }
 
 /// Runs a read-only query; `doing` names the step in an error.

@@ -10,7 +10,7 @@ use pgrx::spi::SpiClient;
 use crate::collaborative::{collaborative_scores, Collaborative};
 use crate::error::{EngineError, Required};
 use crate::gucs;
-use crate::spi_util::{first_value, ids, rows};
+use crate::spi_util::{first_value, ids_kept, rows_kept};
 
 /// What the ranking knows about a user. A cold user's affinities, recent products and
 /// similarities are not loaded (they are not used).
@@ -37,7 +37,7 @@ pub struct UserContext {
 /// Everything the ranking needs to know about `user_id`.
 pub fn load_user(client: &SpiClient, user_id: i64) -> Result<UserContext, EngineError> {
     const DECIDING: &str = "deciding cold start";
-    let cold = rows(
+    let cold = rows_kept(
         client,
         DECIDING,
         "SELECT popularity_engine.is_cold_start($1)",
@@ -67,7 +67,7 @@ fn load_affinities(
     ctx: &mut UserContext,
 ) -> Result<(), EngineError> {
     const READING: &str = "reading user preferences";
-    for row in rows(
+    for row in rows_kept(
         client,
         READING,
         "SELECT dimension, value, affinity FROM popularity_engine.user_preferences
@@ -90,7 +90,7 @@ fn load_affinities(
 /// The user's `length` most recent distinct products, most recent first (ties by id).
 fn history(client: &SpiClient, user_id: i64, length: usize) -> Result<Vec<i64>, EngineError> {
     let length = i64::try_from(length).unwrap_or(i64::MAX);
-    ids(
+    ids_kept(
         client,
         "reading the user's recent products",
         "SELECT product_id FROM (
@@ -107,7 +107,7 @@ fn history(client: &SpiClient, user_id: i64, length: usize) -> Result<Vec<i64>, 
 /// The user's price band over their last 100 interactions (see UserContext::price_band).
 fn price_band(client: &SpiClient, user_id: i64) -> Result<Option<f64>, EngineError> {
     const READING: &str = "reading the user's price band";
-    let median = rows(
+    let median = rows_kept(
         client,
         READING,
         "SELECT percentile_cont(0.5) WITHIN GROUP (
@@ -126,7 +126,7 @@ fn price_band(client: &SpiClient, user_id: i64) -> Result<Option<f64>, EngineErr
 /// Products the user ordered within recent_order_window.
 fn recent_orders(client: &SpiClient, user_id: i64) -> Result<HashSet<i64>, EngineError> {
     let window = f64::from(gucs::RECENT_ORDER_WINDOW.get());
-    let ordered = ids(
+    let ordered = ids_kept(
         client,
         "reading the user's recent orders",
         "SELECT DISTINCT product_id FROM popularity_engine.purchase_history
@@ -153,7 +153,7 @@ fn similarity_rows(
     if history.is_empty() {
         return Ok(out);
     }
-    for row in rows(
+    for row in rows_kept(
         client,
         READING,
         "SELECT product_id, similar_product_id, score FROM popularity_engine.item_similarity
