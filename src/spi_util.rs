@@ -14,13 +14,25 @@ use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
 use crate::error::{During, EngineError, Required};
 
 thread_local! {
-    /// Plans keyed by their SQL text. Postgres' plan cache re-plans them after DDL, so they stay
-    /// valid across ALTER/DROP+CREATE EXTENSION within one backend.
-    static PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> =
+    /// Plans keyed by their SQL text and whether they may write. Postgres' plan cache re-plans
+    /// them after DDL, so they stay valid across ALTER/DROP+CREATE EXTENSION within one backend.
+    static PLANS: RefCell<HashMap<(&'static str, bool), Rc<OwnedPreparedStatement>>> =
         RefCell::new(HashMap::new());
-    /// The read-only plans of `rows_kept`, apart from the writing ones above.
-    static READ_PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> =
-        RefCell::new(HashMap::new());
+}
+
+/// The plan kept for (`sql`, `mutating`), prepared by `prepare` on first use in this backend.
+fn kept_plan(
+    sql: &'static str,
+    mutating: bool,
+    prepare: impl FnOnce() -> Result<OwnedPreparedStatement, EngineError>,
+) -> Result<Rc<OwnedPreparedStatement>, EngineError> {
+    let key = (sql, mutating);
+    if let Some(plan) = PLANS.with(|plans| plans.borrow().get(&key).cloned()) {
+        return Ok(plan);
+    }
+    let plan = Rc::new(prepare()?);
+    PLANS.with(|plans| plans.borrow_mut().insert(key, plan.clone()));
+    Ok(plan)
 }
 
 /// Runs `sql` with `args`, preparing it on first use in this backend; `doing` names the step in
@@ -33,15 +45,9 @@ pub fn run_cached<'conn>(
     arg_types: &[PgOid],
     args: &[DatumWithOid],
 ) -> Result<SpiTupleTable<'conn>, EngineError> {
-    let plan = PLANS.with(|plans| plans.borrow().get(sql).cloned());
-    let plan = match plan {
-        Some(plan) => plan,
-        None => {
-            let prepared = Rc::new(client.prepare_mut(sql, arg_types).during(doing)?.keep());
-            PLANS.with(|plans| plans.borrow_mut().insert(sql, prepared.clone()));
-            prepared
-        }
-    };
+    let plan = kept_plan(sql, true, || {
+        Ok(client.prepare_mut(sql, arg_types).during(doing)?.keep())
+    })?;
     client.update(&*plan, None, args).during(doing)
 }
 
@@ -68,16 +74,10 @@ pub fn rows_kept<'c>(
     sql: &'static str,
     args: &[DatumWithOid],
 ) -> Result<SpiTupleTable<'c>, EngineError> {
-    let plan = READ_PLANS.with(|plans| plans.borrow().get(sql).cloned());
-    let plan = match plan {
-        Some(plan) => plan,
-        None => {
-            let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
-            let prepared = Rc::new(client.prepare(sql, &types).during(doing)?.keep());
-            READ_PLANS.with(|plans| plans.borrow_mut().insert(sql, prepared.clone()));
-            prepared
-        }
-    };
+    let plan = kept_plan(sql, false, || {
+        let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
+        Ok(client.prepare(sql, &types).during(doing)?.keep())
+    })?;
     client.select(&*plan, None, args).during(doing)
 }
 
