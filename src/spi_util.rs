@@ -88,9 +88,7 @@ pub fn ids_kept(
     sql: &'static str,
     args: &[DatumWithOid],
 ) -> Result<Vec<i64>, EngineError> {
-    rows_kept(client, doing, sql, args)?
-        .map(|r| r.get::<i64>(1).required(doing, "product_id"))
-        .collect()
+    product_ids(rows_kept(client, doing, sql, args)?, doing)
 }
 
 /// Runs a read-only query; `doing` names the step in an error.
@@ -110,7 +108,12 @@ pub fn ids(
     sql: &str,
     args: &[DatumWithOid],
 ) -> Result<Vec<i64>, EngineError> {
-    rows(client, doing, sql, args)?
+    product_ids(rows(client, doing, sql, args)?, doing)
+}
+
+/// The product ids in the first column of `table`.
+fn product_ids(table: SpiTupleTable, doing: &'static str) -> Result<Vec<i64>, EngineError> {
+    table
         .map(|r| r.get::<i64>(1).required(doing, "product_id"))
         .collect()
 }
