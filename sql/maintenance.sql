@@ -147,6 +147,7 @@ BEGIN
     DELETE FROM popularity_engine.interaction_event_ids WHERE recorded_at < v_cutoff;
     DELETE FROM popularity_engine.popularity_hourly WHERE bucket_hour < v_cutoff;
     DELETE FROM popularity_engine.search_hourly WHERE bucket_hour < v_cutoff;
+    PERFORM popularity_engine.trim_window_lists(v_cutoff);
     DELETE FROM popularity_engine.job_runs WHERE started_at < now() - greatest(v_keep, interval '30 days');
 
     processed := v_rows;

@@ -10,8 +10,9 @@ COMMENT ON TYPE popularity_engine.popularity_mode IS
 
 -- The interaction_weights.counter (and product_stats column) a mode counts; NULL for overall
 -- and trending, which weigh every counted type.
+-- No SET clause: the planner inlines it into the statements that rank buckets.
 CREATE FUNCTION popularity_engine.mode_counter(mode popularity_engine.popularity_mode) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $fn$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
     SELECT CASE mode
         WHEN 'most_viewed' THEN 'view_count'
         WHEN 'most_carted' THEN 'cart_add_count'
@@ -63,7 +64,8 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.popular_all_time(popularity_engine.popularity_mode, text, integer) IS
   'Internal: popular_products without a time window.';
 
--- Top n over the hourly buckets since `since`. Planned for the given mode and category
+-- Top n over the hourly buckets since `since`: from the window lists when they prove the
+-- answer, else by summing the buckets, planned for the given mode and category
 -- (force_custom_plan): the CASE on the mode and the optional filters fold away.
 CREATE FUNCTION popularity_engine.popular_in_window(
     mode popularity_engine.popularity_mode, since timestamptz, category text, n integer)
@@ -76,7 +78,25 @@ DECLARE
     v_h double precision := popularity_engine.trending_half_life_seconds();
     v_trend_since timestamptz := now() - make_interval(secs => popularity_engine.trending_window_seconds());
     v_now timestamptz := now();
+    v_listed record;
 BEGIN
+    IF category IS NULL THEN
+        -- the first bucket trending counts: the first hour that starts inside its window
+        SELECT * INTO v_listed FROM popularity_engine.popular_from_lists(
+            mode, CASE WHEN mode = 'trending'
+                       THEN greatest(since, date_trunc('hour', v_trend_since, 'UTC')
+                                            + CASE WHEN date_trunc('hour', v_trend_since, 'UTC') < v_trend_since
+                                                   THEN interval '1 hour' ELSE interval '0' END)
+                       ELSE since END, n);
+        IF v_listed.product_ids IS NOT NULL THEN
+            RETURN QUERY
+            SELECT x.place::integer, x.product_id, v_listed.scores[x.place], c.category
+              FROM unnest(v_listed.product_ids) WITH ORDINALITY AS x(product_id, place)
+              LEFT JOIN popularity_engine.catalog c ON c.product_id = x.product_id
+             ORDER BY x.place;
+            RETURN;
+        END IF;
+    END IF;
     -- The top n are chosen before the catalog join: joining every product of the window first
     -- made the planner hash the whole catalog.
     RETURN QUERY
@@ -84,12 +104,13 @@ BEGIN
       FROM (SELECT g.product_id, g.score
               FROM (SELECT h.product_id,
                            (CASE mode
-                                WHEN 'overall' THEN sum(h.events * w.popularity_weight)
-                                WHEN 'trending' THEN sum(w.popularity_weight * h.decay_sum
+                                WHEN 'trending' THEN sum(popularity_engine.bucket_score(
+                                                             mode, w.counter, w.popularity_weight, h.events, h.decay_sum)
                                                          * popularity_engine.decay_factor(h.bucket_hour, v_now, v_h))
                                                      FILTER (WHERE h.bucket_hour >= v_trend_since)
                                 WHEN 'top_rated' THEN sum(h.value_sum) / nullif(sum(h.events), 0)
-                                ELSE sum(h.events)::float8 END)::float8 AS score
+                                ELSE sum(popularity_engine.bucket_score(
+                                             mode, w.counter, w.popularity_weight, h.events, h.decay_sum)) END)::float8 AS score
                       FROM popularity_engine.popularity_hourly h
                       JOIN popularity_engine.interaction_weights w ON w.interaction_type = h.interaction_type
                      WHERE h.bucket_hour >= since AND h.bucket_hour <= v_now

@@ -15,7 +15,9 @@ CREATE TABLE popularity_engine.refresh_state (
     weights_signature    text,
     last_refresh         timestamptz,
     interaction_id_mark  bigint,
-    search_id_mark       bigint
+    search_id_mark       bigint,
+    window_horizon       date,
+    window_signature     text
 );
 COMMENT ON TABLE popularity_engine.refresh_state IS
   'Internal: what refresh_popularity has aggregated (a transaction snapshot), the as_of and landmark of the trending sums, and the cluster the snapshot belongs to. One row.';
@@ -27,6 +29,10 @@ COMMENT ON COLUMN popularity_engine.refresh_state.interaction_id_mark IS
   'The last id drawn from product_interactions_id_seq before aggregated_snapshot was taken (0: none yet; NULL: unknown). While it is unchanged, no row was written since, and a refresh need not read the log to know it.';
 COMMENT ON COLUMN popularity_engine.refresh_state.search_id_mark IS
   'The same mark for search_interactions_id_seq.';
+COMMENT ON COLUMN popularity_engine.refresh_state.window_horizon IS
+  'The first UTC day with daily roll-ups and window lists (NULL: not built yet; the next refresh builds them).';
+COMMENT ON COLUMN popularity_engine.refresh_state.window_signature IS
+  'window_signature() of the weights and half-life the window lists were computed with.';
 COMMENT ON COLUMN popularity_engine.refresh_state.landmark IS
   'Forward-decay landmark L: product_stats.trend_fwd holds sum(w * 2^((t - L) / half_life)).';
 
@@ -102,6 +108,9 @@ CREATE TABLE popularity_engine.popularity_hourly (
     decay_sum        double precision NOT NULL DEFAULT 0,
     PRIMARY KEY (bucket_hour, product_id, interaction_type)
 );
+-- A product's buckets in time order: the exact window sums of the few candidates the window
+-- lists name.
+CREATE INDEX popularity_hourly_product ON popularity_engine.popularity_hourly (product_id, bucket_hour);
 COMMENT ON TABLE popularity_engine.popularity_hourly IS
   'Events per product, hour and type (wishlist: adds only), for popular_products(time_window => ...). decay_sum = sum(2^((occurred_at - bucket_hour) / trending_half_life)).';
 

@@ -507,6 +507,9 @@ BEGIN
         PERFORM popularity_engine.redecay_hourly(v_snap, v_state.legacy_interaction_id_floor,
                                                  as_of - make_interval(secs => v_w), v_h);
     END IF;
+    IF v_new > 0 OR popularity_engine.window_lists_stale(v_state, as_of, v_sig, v_h) THEN
+        PERFORM popularity_engine.maintain_window_lists(v_state, as_of, v_h, v_new > 0);
+    END IF;
 
     UPDATE popularity_engine.refresh_state
        SET aggregated_snapshot = v_snap, legacy_snapshot = NULL,

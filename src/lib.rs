@@ -58,6 +58,11 @@ extension_sql_file!(
     requires = ["refresh_popularity", validation::checked_limit]
 );
 extension_sql_file!(
+    "../sql/window_lists.sql",
+    name = "window_lists",
+    requires = ["popular_products"]
+);
+extension_sql_file!(
     "../sql/preferences.sql",
     name = "preferences",
     requires = ["popularity"]

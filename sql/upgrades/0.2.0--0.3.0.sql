@@ -65,6 +65,52 @@ COMMENT ON TYPE popularity_engine.product_counters IS
 COMMENT ON TYPE popularity_engine.interaction_type IS
   'Every interaction an application can log: the union of the names storefronts commonly send (view and product_view, wishlist and wishlist_add, ...). See interaction_weights for how each one counts.';
 
+-- Windows answered from per-day lists (window_lists.sql). The horizon is NULL after the update:
+-- until the first refresh builds the lists, popular_products sums the hourly buckets as before.
+ALTER TABLE popularity_engine.refresh_state
+    ADD COLUMN window_horizon date, ADD COLUMN window_signature text;
+COMMENT ON COLUMN popularity_engine.refresh_state.window_horizon IS
+  'The first UTC day with daily roll-ups and window lists (NULL: not built yet; the next refresh builds them).';
+COMMENT ON COLUMN popularity_engine.refresh_state.window_signature IS
+  'window_signature() of the weights and half-life the window lists were computed with.';
+CREATE INDEX popularity_hourly_product ON popularity_engine.popularity_hourly (product_id, bucket_hour);
+CREATE TABLE popularity_engine.popularity_daily (
+    product_id       bigint NOT NULL,
+    day              date NOT NULL,
+    interaction_type popularity_engine.interaction_type NOT NULL,
+    events           bigint NOT NULL DEFAULT 0,
+    decay_sum        double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (product_id, day, interaction_type)
+);
+CREATE INDEX popularity_daily_day ON popularity_engine.popularity_daily (day);
+COMMENT ON TABLE popularity_engine.popularity_daily IS
+  'Internal: popularity_hourly added up per UTC day, for the days since refresh_state.window_horizon. decay_sum = sum(2^((occurred_at - start of the day) / trending_half_life)).';
+
+CREATE TABLE popularity_engine.window_lists (
+    day   date NOT NULL,
+    mode  popularity_engine.popularity_mode NOT NULL,
+    bound double precision NOT NULL,
+    PRIMARY KEY (day, mode)
+);
+COMMENT ON TABLE popularity_engine.window_lists IS
+  'Internal: per UTC day and popular_products mode, a bound on the day score of every product that is not in window_list_entries for that day and mode. No row: no product scored in that mode that day.';
+
+CREATE TABLE popularity_engine.window_list_entries (
+    day        date NOT NULL,
+    mode       popularity_engine.popularity_mode NOT NULL,
+    product_id bigint NOT NULL,
+    score      double precision NOT NULL,
+    PRIMARY KEY (day, mode, product_id)
+);
+CREATE INDEX window_list_entries_rank
+    ON popularity_engine.window_list_entries (day, mode, score DESC, product_id);
+COMMENT ON TABLE popularity_engine.window_list_entries IS
+  'Internal: the leading products of a UTC day in a popular_products mode, with their day score (trending: before the decay to the time of the query).';
+
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.popularity_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_lists', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_list_entries', '');
+
 -- @routines
 
 -- Views whose definitions now call the shared formulas (same columns).

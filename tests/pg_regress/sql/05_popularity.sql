@@ -6,9 +6,12 @@ TRUNCATE popularity_engine.product_interactions, popularity_engine.search_intera
          popularity_engine.user_wishlist, popularity_engine.purchase_history,
          popularity_engine.catalog, popularity_engine.product_stats,
          popularity_engine.product_type_totals, popularity_engine.popularity_hourly,
-         popularity_engine.search_hourly, popularity_engine.job_runs;
+         popularity_engine.search_hourly, popularity_engine.job_runs,
+         popularity_engine.popularity_daily, popularity_engine.window_lists,
+         popularity_engine.window_list_entries;
 UPDATE popularity_engine.refresh_state
-   SET aggregated_snapshot = '1:1:', as_of = NULL, landmark = NULL, weights_signature = NULL;
+   SET aggregated_snapshot = '1:1:', as_of = NULL, landmark = NULL, weights_signature = NULL,
+       window_horizon = NULL, window_signature = NULL;
 
 -- pg_temp.mismatches(as_of): products whose aggregates differ from a brute-force recount
 \i tests/reference/popularity_mismatches.sql

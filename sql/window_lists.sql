@@ -1,0 +1,418 @@
+-- popularity_engine: what lets popular_products answer a time window without summing every
+-- hourly bucket inside it. refresh_popularity keeps, for each UTC day since the window horizon,
+--   * popularity_daily: the hourly buckets of the day added up, per product and type;
+--   * window_lists / window_list_entries: per day and mode, the day's leading products with their
+--     day score, and a bound that no other product's day score exceeds.
+-- A window then reads the lists of the days it touches in score order, sums the candidates
+-- exactly (whole days from popularity_daily, the partial days at both ends from the hourly
+-- buckets), and stops once the n-th best exact sum beats what any product further down every
+-- list could reach (the threshold algorithm). When it cannot prove that, popular_products falls
+-- back to summing the buckets, so the answer is the same either way.
+
+CREATE TABLE popularity_engine.popularity_daily (
+    product_id       bigint NOT NULL,
+    day              date NOT NULL,
+    interaction_type popularity_engine.interaction_type NOT NULL,
+    events           bigint NOT NULL DEFAULT 0,
+    decay_sum        double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (product_id, day, interaction_type)
+);
+CREATE INDEX popularity_daily_day ON popularity_engine.popularity_daily (day);
+COMMENT ON TABLE popularity_engine.popularity_daily IS
+  'Internal: popularity_hourly added up per UTC day, for the days since refresh_state.window_horizon. decay_sum = sum(2^((occurred_at - start of the day) / trending_half_life)).';
+
+CREATE TABLE popularity_engine.window_lists (
+    day   date NOT NULL,
+    mode  popularity_engine.popularity_mode NOT NULL,
+    bound double precision NOT NULL,
+    PRIMARY KEY (day, mode)
+);
+COMMENT ON TABLE popularity_engine.window_lists IS
+  'Internal: per UTC day and popular_products mode, a bound on the day score of every product that is not in window_list_entries for that day and mode. No row: no product scored in that mode that day.';
+
+CREATE TABLE popularity_engine.window_list_entries (
+    day        date NOT NULL,
+    mode       popularity_engine.popularity_mode NOT NULL,
+    product_id bigint NOT NULL,
+    score      double precision NOT NULL,
+    PRIMARY KEY (day, mode, product_id)
+);
+CREATE INDEX window_list_entries_rank
+    ON popularity_engine.window_list_entries (day, mode, score DESC, product_id);
+COMMENT ON TABLE popularity_engine.window_list_entries IS
+  'Internal: the leading products of a UTC day in a popular_products mode, with their day score (trending: before the decay to the time of the query).';
+
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.popularity_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_lists', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_list_entries', '');
+
+-- Sizes --------------------------------------------------------------------------------------
+
+-- How many days the lists cover: a 30-day window starts on the 31st day back.
+CREATE FUNCTION popularity_engine.window_list_days() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 31 $$;
+COMMENT ON FUNCTION popularity_engine.window_list_days() IS
+  'Internal: how many UTC days before the refresh''s as_of keep daily roll-ups and lists.';
+
+-- A rebuilt list keeps this many products; it is rebuilt when it grows past four times as many.
+CREATE FUNCTION popularity_engine.window_list_length() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 100 $$;
+COMMENT ON FUNCTION popularity_engine.window_list_length() IS
+  'Internal: products a day''s list keeps when it is rebuilt (it is rebuilt past four times this length).';
+
+-- Formulas -----------------------------------------------------------------------------------
+
+CREATE FUNCTION popularity_engine.utc_day(t timestamptz) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.date(pg_catalog.timezone('UTC', t))
+$$;
+COMMENT ON FUNCTION popularity_engine.utc_day(timestamptz) IS
+  'Internal: the UTC day a moment falls on.';
+
+CREATE FUNCTION popularity_engine.utc_day_start(day date) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.timezone('UTC', day::pg_catalog.timestamp)
+$$;
+COMMENT ON FUNCTION popularity_engine.utc_day_start(date) IS
+  'Internal: midnight UTC at the start of a day.';
+
+-- The score one bucket (hourly or daily) adds in a mode, trending before its decay to the time
+-- of the query. top_rated, an average, is not a sum of such scores.
+CREATE FUNCTION popularity_engine.bucket_score(
+    mode popularity_engine.popularity_mode, counter text, popularity_weight double precision,
+    events bigint, decay_sum double precision)
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN mode OPERATOR(pg_catalog.=) 'trending'::popularity_engine.popularity_mode
+                THEN decay_sum ELSE events::pg_catalog.float8 END
+           OPERATOR(pg_catalog.*)
+           CASE WHEN mode OPERATOR(pg_catalog.=) ANY ('{overall,trending}'::popularity_engine.popularity_mode[])
+                THEN popularity_weight
+                WHEN counter OPERATOR(pg_catalog.=) popularity_engine.mode_counter(mode) THEN 1::pg_catalog.float8
+                ELSE 0::pg_catalog.float8 END
+$$;
+COMMENT ON FUNCTION popularity_engine.bucket_score(popularity_engine.popularity_mode, text, double precision, bigint, double precision) IS
+  'Internal: what a bucket of events adds to a popular_products score: overall weighs events by popularity_weight, trending weighs decay_sum by it, the counting modes count the events of their counter.';
+
+-- Lists are valid for the weights and half-life they were computed with.
+CREATE FUNCTION popularity_engine.window_signature(
+    weights_signature text, half_life_seconds double precision) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (weights_signature OPERATOR(pg_catalog.||) '/')
+           OPERATOR(pg_catalog.||) half_life_seconds::pg_catalog.text
+$$;
+COMMENT ON FUNCTION popularity_engine.window_signature(text, double precision) IS
+  'Internal: fingerprint of what the window lists depend on: weights_signature() (popularity weights, counters) and the trending half-life.';
+
+CREATE FUNCTION popularity_engine.window_list_modes() RETURNS popularity_engine.popularity_mode[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT '{trending,most_viewed,most_carted,most_ordered,most_searched,overall,most_wishlisted}'::popularity_engine.popularity_mode[]
+$$;
+COMMENT ON FUNCTION popularity_engine.window_list_modes() IS
+  'Internal: the popular_products modes that have window lists (every mode whose score is a sum).';
+
+-- Maintenance (refresh_popularity) -----------------------------------------------------------
+
+-- Rebuilds the lists of the given days from popularity_daily: the first window_list_length()
+-- products of each day and mode, and the next one's score as the bound.
+CREATE FUNCTION popularity_engine.rebuild_window_day_lists(days date[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    DELETE FROM popularity_engine.window_list_entries e WHERE e.day = ANY (days);
+    DELETE FROM popularity_engine.window_lists l WHERE l.day = ANY (days);
+    WITH scored AS (
+        SELECT d.day, m.mode, d.product_id,
+               sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight,
+                                                  d.events, d.decay_sum)) AS score
+          FROM popularity_engine.popularity_daily d
+          JOIN popularity_engine.interaction_weights w ON w.interaction_type = d.interaction_type
+         CROSS JOIN unnest(popularity_engine.window_list_modes()) AS m(mode)
+         WHERE d.day = ANY (days)
+         GROUP BY 1, 2, 3),
+    ranked AS (
+        SELECT s.*, row_number() OVER (PARTITION BY s.day, s.mode ORDER BY s.score DESC, s.product_id) AS place
+          FROM scored s WHERE s.score > 0),
+    lists AS (
+        INSERT INTO popularity_engine.window_lists (day, mode, bound)
+        SELECT r.day, r.mode,
+               coalesce(max(r.score) FILTER (WHERE r.place > popularity_engine.window_list_length()), 0)
+          FROM ranked r GROUP BY 1, 2)
+    INSERT INTO popularity_engine.window_list_entries (day, mode, product_id, score)
+    SELECT r.day, r.mode, r.product_id, r.score
+      FROM ranked r WHERE r.place <= popularity_engine.window_list_length();
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.rebuild_window_day_lists(date[]) IS
+  'Internal: recomputes the window lists of some days from popularity_daily.';
+
+-- Everything again from the hourly buckets: after an update from 0.2.0, or when the weights or
+-- the trending half-life changed (every day score changes with them).
+CREATE FUNCTION popularity_engine.rebuild_window_lists(horizon date, half_life_seconds double precision)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_day date;
+BEGIN
+    DELETE FROM popularity_engine.window_list_entries;
+    DELETE FROM popularity_engine.window_lists;
+    DELETE FROM popularity_engine.popularity_daily;
+    INSERT INTO popularity_engine.popularity_daily (product_id, day, interaction_type, events, decay_sum)
+    SELECT h.product_id, popularity_engine.utc_day(h.bucket_hour), h.interaction_type, sum(h.events),
+           sum(h.decay_sum * popularity_engine.decay_factor(
+                   h.bucket_hour, popularity_engine.utc_day_start(popularity_engine.utc_day(h.bucket_hour)),
+                   half_life_seconds))
+      FROM popularity_engine.popularity_hourly h
+     WHERE h.bucket_hour >= popularity_engine.utc_day_start(horizon)
+     GROUP BY 1, 2, 3;
+    -- a day at a time: the ranking sorts one day's products, not a month's
+    FOR v_day IN SELECT DISTINCT d.day FROM popularity_engine.popularity_daily d ORDER BY 1 LOOP
+        PERFORM popularity_engine.rebuild_window_day_lists(ARRAY[v_day]);
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.rebuild_window_lists(date, double precision) IS
+  'Internal: recomputes popularity_daily and every window list from popularity_hourly, for the days since horizon.';
+
+-- Adds the refresh's delta: to the daily roll-ups, then to the lists. A product joins a day's
+-- list when its day score passes the bound (a member's score is kept exact); a list grown past
+-- four times its length is rebuilt, which tightens its bound again.
+CREATE FUNCTION popularity_engine.add_delta_to_window_lists(horizon date, half_life_seconds double precision)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_days date[];
+BEGIN
+    INSERT INTO popularity_engine.popularity_daily AS d (product_id, day, interaction_type, events, decay_sum)
+    SELECT x.product_id, x.day, x.interaction_type::popularity_engine.interaction_type, count(*),
+           sum(popularity_engine.decay_factor(x.occurred_at, popularity_engine.utc_day_start(x.day),
+                                              half_life_seconds))
+      FROM (SELECT dl.product_id, popularity_engine.utc_day(dl.occurred_at) AS day, dl.interaction_type,
+                   dl.occurred_at
+              FROM pg_temp.pe_delta dl WHERE dl.counted) x
+     WHERE x.day >= horizon
+     GROUP BY 1, 2, 3
+    ON CONFLICT (product_id, day, interaction_type) DO UPDATE
+       SET events = d.events + excluded.events, decay_sum = d.decay_sum + excluded.decay_sum;
+
+    WITH touched AS (
+        SELECT DISTINCT dl.product_id, popularity_engine.utc_day(dl.occurred_at) AS day
+          FROM pg_temp.pe_delta dl
+         WHERE dl.counted AND popularity_engine.utc_day(dl.occurred_at) >= horizon),
+    scored AS (
+        SELECT t.day, m.mode, t.product_id,
+               sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight,
+                                                  d.events, d.decay_sum)) AS score
+          FROM touched t
+          JOIN popularity_engine.popularity_daily d ON d.product_id = t.product_id AND d.day = t.day
+          JOIN popularity_engine.interaction_weights w ON w.interaction_type = d.interaction_type
+         CROSS JOIN unnest(popularity_engine.window_list_modes()) AS m(mode)
+         GROUP BY 1, 2, 3
+        HAVING sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight,
+                                                  d.events, d.decay_sum)) > 0),
+    new_lists AS (
+        INSERT INTO popularity_engine.window_lists (day, mode, bound)
+        SELECT DISTINCT s.day, s.mode, 0 FROM scored s
+        ON CONFLICT (day, mode) DO NOTHING)
+    INSERT INTO popularity_engine.window_list_entries AS e (day, mode, product_id, score)
+    SELECT s.day, s.mode, s.product_id, s.score
+      FROM scored s
+      LEFT JOIN popularity_engine.window_lists l ON l.day = s.day AND l.mode = s.mode
+     WHERE s.score > coalesce(l.bound, 0)
+    ON CONFLICT (day, mode, product_id) DO UPDATE SET score = excluded.score;
+
+    SELECT array_agg(DISTINCT o.day) INTO v_days
+      FROM (SELECT e.day
+              FROM popularity_engine.window_list_entries e
+             WHERE e.day IN (SELECT popularity_engine.utc_day(dl.occurred_at) FROM pg_temp.pe_delta dl)
+             GROUP BY e.day, e.mode
+            HAVING count(*) > 4 * popularity_engine.window_list_length()) o;
+    IF v_days IS NOT NULL THEN
+        PERFORM popularity_engine.rebuild_window_day_lists(v_days);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.add_delta_to_window_lists(date, double precision) IS
+  'Internal: adds the delta of refresh_popularity to popularity_daily and the window lists of the days since horizon.';
+
+-- Drops the days before a new horizon.
+CREATE FUNCTION popularity_engine.drop_window_days_before(horizon date) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    DELETE FROM popularity_engine.window_list_entries e WHERE e.day < horizon;
+    DELETE FROM popularity_engine.window_lists l WHERE l.day < horizon;
+    DELETE FROM popularity_engine.popularity_daily d WHERE d.day < horizon;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.drop_window_days_before(date) IS
+  'Internal: removes the daily roll-ups and lists of the days before horizon.';
+
+-- Whether a refresh with nothing new still has to touch the lists (a new day, new weights or
+-- half-life, never built). Inlined into the refresh, which then calls nothing more.
+CREATE FUNCTION popularity_engine.window_lists_stale(
+    state popularity_engine.refresh_state, as_of timestamptz, weights_signature text,
+    half_life_seconds double precision) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT state.window_horizon IS NULL
+        OR state.window_horizon OPERATOR(pg_catalog.<) (popularity_engine.utc_day(as_of)
+                                OPERATOR(pg_catalog.-) popularity_engine.window_list_days())
+        OR state.window_signature IS DISTINCT FROM
+           popularity_engine.window_signature(weights_signature, half_life_seconds)
+$$;
+COMMENT ON FUNCTION popularity_engine.window_lists_stale(popularity_engine.refresh_state, timestamptz, text, double precision) IS
+  'Internal: whether refresh_popularity must update the window lists even with nothing new.';
+
+-- Called by every refresh_popularity step after the hourly buckets are final. The horizon only
+-- moves forward: a day at or after it has had every delta added since its roll-up was made.
+CREATE FUNCTION popularity_engine.maintain_window_lists(
+    state popularity_engine.refresh_state, as_of timestamptz, half_life_seconds double precision,
+    has_delta boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_signature text := popularity_engine.window_signature(popularity_engine.weights_signature(),
+                                                           half_life_seconds);
+    v_horizon date := greatest(state.window_horizon,
+                               popularity_engine.utc_day(as_of) - popularity_engine.window_list_days());
+BEGIN
+    IF state.window_horizon IS NULL OR state.window_signature IS DISTINCT FROM v_signature THEN
+        PERFORM popularity_engine.rebuild_window_lists(v_horizon, half_life_seconds);
+    ELSE
+        IF v_horizon > state.window_horizon THEN
+            PERFORM popularity_engine.drop_window_days_before(v_horizon);
+        END IF;
+        IF has_delta THEN
+            PERFORM popularity_engine.add_delta_to_window_lists(v_horizon, half_life_seconds);
+        END IF;
+    END IF;
+    UPDATE popularity_engine.refresh_state
+       SET window_horizon = v_horizon, window_signature = v_signature;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.maintain_window_lists(popularity_engine.refresh_state, timestamptz, double precision, boolean) IS
+  'Internal: keeps popularity_daily and the window lists in step with popularity_hourly (incrementally, or rebuilt when the weights or half-life changed).';
+
+-- cleanup_interactions removed the hourly buckets before `cutoff`: the days they touched leave
+-- the lists too, so that a day's roll-up never counts a bucket that is gone.
+CREATE FUNCTION popularity_engine.trim_window_lists(cutoff timestamptz) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_horizon date := popularity_engine.utc_day(cutoff)
+                      + CASE WHEN cutoff > popularity_engine.utc_day_start(popularity_engine.utc_day(cutoff))
+                             THEN 1 ELSE 0 END;
+BEGIN
+    UPDATE popularity_engine.refresh_state r SET window_horizon = v_horizon
+     WHERE r.window_horizon < v_horizon;
+    IF FOUND THEN
+        PERFORM popularity_engine.drop_window_days_before(v_horizon);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.trim_window_lists(timestamptz) IS
+  'Internal: moves the window horizon past the hourly buckets cleanup_interactions removed.';
+
+-- Reading (popular_products) -----------------------------------------------------------------
+
+-- The exact window scores of some products: whole days from popularity_daily, the hours before
+-- the first whole day and those of the current day from popularity_hourly. Trending scores are
+-- decayed to window_end.
+CREATE FUNCTION popularity_engine.window_scores(
+    mode popularity_engine.popularity_mode, since timestamptz, window_end timestamptz,
+    half_life_seconds double precision, products bigint[])
+RETURNS TABLE (product_id bigint, score double precision)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    WITH bounds AS (
+        SELECT b.first_whole, popularity_engine.utc_day(window_end) AS today
+          FROM (SELECT CASE WHEN since = popularity_engine.utc_day_start(popularity_engine.utc_day(since))
+                            THEN popularity_engine.utc_day(since)
+                            ELSE popularity_engine.utc_day(since) + 1 END AS first_whole) b)
+    SELECT c.product_id,
+           coalesce((SELECT sum(popularity_engine.bucket_score(mode, w.counter, w.popularity_weight, d.events, d.decay_sum)
+                                * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
+                                           popularity_engine.utc_day_start(d.day), window_end, half_life_seconds)
+                                       ELSE 1 END)
+                       FROM popularity_engine.popularity_daily d
+                       JOIN popularity_engine.interaction_weights w ON w.interaction_type = d.interaction_type
+                      WHERE d.product_id = c.product_id AND d.day >= b.first_whole AND d.day < b.today), 0)
+         + coalesce((SELECT sum(popularity_engine.bucket_score(mode, w.counter, w.popularity_weight, h.events, h.decay_sum)
+                                * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
+                                           h.bucket_hour, window_end, half_life_seconds)
+                                       ELSE 1 END)
+                       FROM popularity_engine.popularity_hourly h
+                       JOIN popularity_engine.interaction_weights w ON w.interaction_type = h.interaction_type
+                      WHERE h.product_id = c.product_id
+                        AND ((h.bucket_hour >= since
+                              AND h.bucket_hour < least(popularity_engine.utc_day_start(b.first_whole),
+                                                        popularity_engine.utc_day_start(b.today)))
+                          OR (h.bucket_hour >= greatest(since, popularity_engine.utc_day_start(b.today))
+                              AND h.bucket_hour <= window_end))), 0)
+      FROM (SELECT DISTINCT p AS product_id FROM unnest(products) AS p) c CROSS JOIN bounds b
+$fn$;
+COMMENT ON FUNCTION popularity_engine.window_scores(popularity_engine.popularity_mode, timestamptz, timestamptz, double precision, bigint[]) IS
+  'Internal: exact popular_products scores of the given products over the buckets from since to window_end.';
+
+-- The top n of a window read from the lists, or NULLs when the lists cannot prove the answer
+-- (no lists for the window's days, other weights, or a bound not beaten): the caller then sums
+-- the buckets. `since` is an hour boundary; for trending it already excludes what the trending
+-- window does.
+CREATE FUNCTION popularity_engine.popular_from_lists(
+    mode popularity_engine.popularity_mode, since timestamptz, n integer,
+    OUT product_ids bigint[], OUT scores double precision[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+#variable_conflict use_variable
+DECLARE
+    v_now timestamptz := now();
+    v_h double precision := popularity_engine.trending_half_life_seconds();
+    v_first date := popularity_engine.utc_day(since);
+    v_today date := popularity_engine.utc_day(v_now);
+    v_depth integer := greatest(2 * n, 20);
+    v_state record;
+    v_threshold double precision;
+    v_deeper boolean;
+    v_candidates bigint[];
+BEGIN
+    SELECT r.window_horizon, r.window_signature INTO v_state FROM popularity_engine.refresh_state r;
+    IF v_state.window_horizon IS NULL OR v_first < v_state.window_horizon OR since > v_now
+       OR mode <> ALL (popularity_engine.window_list_modes())
+       OR v_state.window_signature IS DISTINCT FROM
+              popularity_engine.window_signature(popularity_engine.weights_signature(), v_h) THEN
+        RETURN;
+    END IF;
+    LOOP
+        -- What a product outside the first v_depth places of every list can score at most.
+        SELECT coalesce(sum(greatest(l.bound, coalesce(nx.score, 0))
+                            * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
+                                       popularity_engine.utc_day_start(l.day), v_now, v_h) ELSE 1 END), 0),
+               coalesce(bool_or(nx.score IS NOT NULL), false)
+          INTO v_threshold, v_deeper
+          FROM popularity_engine.window_lists l
+          LEFT JOIN LATERAL (SELECT e.score FROM popularity_engine.window_list_entries e
+                              WHERE e.day = l.day AND e.mode = l.mode
+                              ORDER BY e.score DESC, e.product_id OFFSET v_depth LIMIT 1) nx ON true
+         WHERE l.mode = mode AND l.day BETWEEN v_first AND v_today;
+        SELECT array_agg(t.product_id) INTO v_candidates
+          FROM popularity_engine.window_lists l
+         CROSS JOIN LATERAL (SELECT e.product_id FROM popularity_engine.window_list_entries e
+                              WHERE e.day = l.day AND e.mode = l.mode
+                              ORDER BY e.score DESC, e.product_id LIMIT v_depth) t
+         WHERE l.mode = mode AND l.day BETWEEN v_first AND v_today;
+        SELECT array_agg(s.product_id ORDER BY s.score DESC, s.product_id),
+               array_agg(s.score ORDER BY s.score DESC, s.product_id)
+          INTO product_ids, scores
+          FROM (SELECT * FROM popularity_engine.window_scores(mode, since, v_now, v_h, v_candidates) x
+                 WHERE x.score > 0 ORDER BY x.score DESC, x.product_id LIMIT n) s;
+        -- Sums of the same terms in another order may differ in the last bits: a margin.
+        IF v_threshold <= 0
+           OR (cardinality(product_ids) = n AND scores[n] > v_threshold * (1 + 1e-9)) THEN
+            product_ids := coalesce(product_ids, '{}');
+            scores := coalesce(scores, '{}');
+            RETURN;
+        END IF;
+        IF NOT v_deeper THEN
+            product_ids := NULL;
+            scores := NULL;
+            RETURN;
+        END IF;
+        v_depth := v_depth * 4;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.popular_from_lists(popularity_engine.popularity_mode, timestamptz, integer) IS
+  'Internal: popular_products within a window from the window lists (threshold algorithm); NULLs when they cannot prove the top n.';

@@ -1,0 +1,147 @@
+-- popular_products with a time window, answered from the window lists, against the same query
+-- summing the hourly buckets: same products, same order, same scores, for every mode, windows
+-- from 1 hour to 12 days and n of 1 and 20; after late events, a weight edit, a new trending
+-- half-life and a cleanup. Also the lists' own invariants, checked directly.
+CREATE EXTENSION IF NOT EXISTS popularity_engine;
+SET client_min_messages = warning;
+TRUNCATE popularity_engine.product_interactions, popularity_engine.search_interactions,
+         popularity_engine.interaction_event_ids, popularity_engine.user_cart,
+         popularity_engine.user_wishlist, popularity_engine.purchase_history,
+         popularity_engine.catalog, popularity_engine.product_stats,
+         popularity_engine.product_type_totals, popularity_engine.popularity_hourly,
+         popularity_engine.search_hourly, popularity_engine.popularity_daily,
+         popularity_engine.window_lists, popularity_engine.window_list_entries;
+UPDATE popularity_engine.refresh_state
+   SET aggregated_snapshot = '1:1:', as_of = NULL, landmark = NULL, weights_signature = NULL,
+       window_horizon = NULL, window_signature = NULL;
+
+-- Events with a skewed popularity, spread over 12 days before now (deterministic: no random()).
+CREATE FUNCTION pg_temp.add_events(n integer, seed integer, spread interval) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO popularity_engine.product_interactions (user_id, product_id, interaction_type, event_value, occurred_at)
+    SELECT 1 + g % 40,
+           1 + (((g * 7919 + seed) % 1000) * ((g * 104729 + seed) % 1000)) / 250,
+           (ARRAY['view', 'view', 'click', 'add_to_cart', 'order', 'wishlist', 'search_click',
+                  'review']::popularity_engine.interaction_type[])[1 + (g * 31 + seed) % 8],
+           CASE WHEN (g * 31 + seed) % 8 = 5 THEN (g % 2)::float8   -- wishlist adds and removals
+                WHEN (g * 31 + seed) % 8 = 7 THEN 1 + g % 5 ELSE 1 END,
+           now() - spread * (((g * 6133 + seed) % 10007) / 10007.0)
+      FROM generate_series(1, n) AS g
+$$;
+
+-- Every mode x window x n: the listed answer, whether the lists proved it, and the summed answer
+-- (lists switched off by a signature that matches nothing, inside a rolled-back transaction).
+CREATE FUNCTION pg_temp.compare() RETURNS TABLE (mode popularity_engine.popularity_mode, cases bigint,
+                                                 by_lists bigint, differences bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE TEMP TABLE cases ON COMMIT DROP AS
+    SELECT m.mode, make_interval(hours => h) AS win, k.n
+      FROM unnest(enum_range(NULL::popularity_engine.popularity_mode)) AS m(mode),
+           generate_series(1, 24 * 12, 11) AS h, (VALUES (1), (20)) AS k(n);
+    CREATE TEMP TABLE listed ON COMMIT DROP AS
+    SELECT c.mode, c.win, c.n, p.* FROM cases c, popularity_engine.popular_products(c.mode, c.win, NULL, c.n) p;
+    CREATE TEMP TABLE proved ON COMMIT DROP AS
+    SELECT c.mode, (SELECT l.product_ids IS NOT NULL FROM popularity_engine.popular_from_lists(
+                        c.mode, CASE WHEN c.mode = 'trending'   -- from the first hour inside its 7 days
+                                     THEN greatest(date_trunc('hour', now() - c.win, 'UTC'),
+                                                   date_trunc('hour', now() - interval '7 days', 'UTC') + interval '1 hour')
+                                     ELSE date_trunc('hour', now() - c.win, 'UTC') END, c.n) l) AS ok
+      FROM cases c;
+    UPDATE popularity_engine.refresh_state SET window_signature = 'matches nothing';
+    CREATE TEMP TABLE summed ON COMMIT DROP AS
+    SELECT c.mode, c.win, c.n, p.* FROM cases c, popularity_engine.popular_products(c.mode, c.win, NULL, c.n) p;
+    RETURN QUERY
+    SELECT c.mode, count(*),
+           (SELECT count(*) FROM proved p WHERE p.mode = c.mode AND p.ok),
+           (SELECT count(*) FROM listed l FULL JOIN summed s
+                ON (l.mode, l.win, l.n, l.rank) = (s.mode, s.win, s.n, s.rank)
+             WHERE coalesce(l.mode, s.mode) = c.mode
+               AND (l.product_id IS DISTINCT FROM s.product_id
+                    OR NOT abs(l.score - s.score) <= 1e-9 * greatest(1, abs(s.score))))
+      FROM cases c GROUP BY c.mode ORDER BY c.mode;
+    RAISE EXCEPTION 'rolled back' USING ERRCODE = 'P0001';
+EXCEPTION WHEN raise_exception THEN NULL;
+END
+$$;
+
+-- The invariants: each kept day's roll-up equals its hourly buckets, and no product outside a
+-- day's list scores more than the list's bound (members' scores are exact).
+CREATE FUNCTION pg_temp.broken_invariants() RETURNS TABLE (what text, n bigint)
+LANGUAGE sql AS $$
+    WITH h AS (SELECT product_id, popularity_engine.utc_day(bucket_hour) AS day, interaction_type,
+                      sum(events) AS events
+                 FROM popularity_engine.popularity_hourly
+                WHERE bucket_hour >= popularity_engine.utc_day_start(
+                          (SELECT window_horizon FROM popularity_engine.refresh_state))
+                GROUP BY 1, 2, 3),
+    scores AS (SELECT d.day, m.mode, d.product_id,
+                      sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight,
+                                                         d.events, d.decay_sum)) AS score
+                 FROM popularity_engine.popularity_daily d
+                 JOIN popularity_engine.interaction_weights w USING (interaction_type)
+                CROSS JOIN unnest(popularity_engine.window_list_modes()) AS m(mode)
+                GROUP BY 1, 2, 3)
+    SELECT 'daily roll-up differs from its hours', count(*)
+      FROM h FULL JOIN popularity_engine.popularity_daily d USING (product_id, day, interaction_type)
+     WHERE h.events IS DISTINCT FROM d.events
+    UNION ALL
+    SELECT 'product above its list''s bound', count(*)
+      FROM scores s LEFT JOIN popularity_engine.window_lists l USING (day, mode)
+     WHERE s.score > coalesce(l.bound, 0) * (1 + 1e-9)
+       AND NOT EXISTS (SELECT 1 FROM popularity_engine.window_list_entries e
+                        WHERE (e.day, e.mode, e.product_id) = (s.day, s.mode, s.product_id))
+    UNION ALL
+    SELECT 'member score not exact', count(*)
+      FROM popularity_engine.window_list_entries e JOIN scores s USING (day, mode, product_id)
+     WHERE abs(e.score - s.score) > 1e-9 * greatest(1, s.score)
+$$;
+
+-- First build (the refresh after an update from 0.2.0 does the same from the hourly buckets).
+SELECT pg_temp.add_events(10000, 1, interval '12 days');
+CALL popularity_engine.refresh_popularity();
+SELECT window_horizon = popularity_engine.utc_day(now()) - 31 AS horizon_31_days_back
+  FROM popularity_engine.refresh_state;
+SELECT * FROM pg_temp.broken_invariants();
+SELECT mode, cases, by_lists > 0 AS lists_used, differences FROM pg_temp.compare();
+
+-- Increments, late events among them, in several refreshes; the lists grow and get rebuilt.
+SELECT pg_temp.add_events(4000, 2, interval '12 days');
+CALL popularity_engine.refresh_popularity();
+SELECT pg_temp.add_events(4000, 3, interval '2 hours');
+CALL popularity_engine.refresh_popularity();
+SELECT pg_temp.add_events(12000, 4, interval '3 hours');
+CALL popularity_engine.refresh_popularity();
+-- A list that grows past 400 is rebuilt: a day had more scoring products than any list keeps.
+SELECT (SELECT max(c) FROM (SELECT count(DISTINCT d.product_id) AS c FROM popularity_engine.popularity_daily d
+                             GROUP BY d.day) x) > 400 AS a_day_with_many_products,
+       (SELECT max(c) FROM (SELECT count(*) AS c FROM popularity_engine.window_list_entries e
+                             GROUP BY e.day, e.mode) y) <= 400 AS every_list_kept_short;
+SELECT * FROM pg_temp.broken_invariants();
+SELECT mode, cases, by_lists > 0 AS lists_used, differences FROM pg_temp.compare();
+
+-- A weight edit: until the next refresh the lists do not match the weights and are not used.
+UPDATE popularity_engine.interaction_weights SET popularity_weight = 9 WHERE interaction_type = 'click';
+SELECT count(*) AS proved_with_stale_weights
+  FROM popularity_engine.popular_from_lists('overall', date_trunc('hour', now() - interval '5 days', 'UTC'), 20)
+ WHERE product_ids IS NOT NULL;
+CALL popularity_engine.refresh_popularity();
+SELECT * FROM pg_temp.broken_invariants();
+SELECT mode, cases, by_lists > 0 AS lists_used, differences FROM pg_temp.compare();
+
+-- A new trending half-life: the lists are rebuilt for it.
+SET popularity_engine.trending_half_life = '24h';
+CALL popularity_engine.refresh_popularity();
+SELECT * FROM pg_temp.broken_invariants();
+SELECT mode, cases, by_lists > 0 AS lists_used, differences FROM pg_temp.compare();
+RESET popularity_engine.trending_half_life;
+UPDATE popularity_engine.interaction_weights SET popularity_weight = 1 WHERE interaction_type = 'click';
+CALL popularity_engine.refresh_popularity();
+
+-- A cleanup that removes the oldest buckets moves the horizon past them.
+CALL popularity_engine.cleanup_interactions(interval '9 days');
+SELECT window_horizon = popularity_engine.utc_day(now() - interval '9 days') + 1 AS horizon_after_cutoff,
+       (SELECT min(day) FROM popularity_engine.popularity_daily) >= window_horizon AS no_day_before_it
+  FROM popularity_engine.refresh_state;
+SELECT * FROM pg_temp.broken_invariants();
+SELECT mode, cases, by_lists > 0 AS lists_used, differences FROM pg_temp.compare();
