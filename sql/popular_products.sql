@@ -78,16 +78,16 @@ DECLARE
     v_h double precision := popularity_engine.trending_half_life_seconds();
     v_trend_since timestamptz := now() - make_interval(secs => popularity_engine.trending_window_seconds());
     v_now timestamptz := now();
+    -- the first bucket counted: trending counts only the hours that start inside its own window
+    v_from timestamptz := CASE WHEN mode = 'trending'
+                               THEN greatest(since, date_trunc('hour', v_trend_since, 'UTC')
+                                                    + CASE WHEN date_trunc('hour', v_trend_since, 'UTC') < v_trend_since
+                                                           THEN interval '1 hour' ELSE interval '0' END)
+                               ELSE since END;
     v_listed record;
 BEGIN
     IF category IS NULL THEN
-        -- the first bucket trending counts: the first hour that starts inside its window
-        SELECT * INTO v_listed FROM popularity_engine.popular_from_lists(
-            mode, CASE WHEN mode = 'trending'
-                       THEN greatest(since, date_trunc('hour', v_trend_since, 'UTC')
-                                            + CASE WHEN date_trunc('hour', v_trend_since, 'UTC') < v_trend_since
-                                                   THEN interval '1 hour' ELSE interval '0' END)
-                       ELSE since END, n);
+        SELECT * INTO v_listed FROM popularity_engine.popular_from_lists(mode, v_from, n);
         IF v_listed.product_ids IS NOT NULL THEN
             RETURN QUERY
             SELECT x.place::integer, x.product_id, v_listed.scores[x.place], c.category
@@ -107,13 +107,12 @@ BEGIN
                                 WHEN 'trending' THEN sum(popularity_engine.bucket_score(
                                                              mode, w.counter, w.popularity_weight, h.events, h.decay_sum)
                                                          * popularity_engine.decay_factor(h.bucket_hour, v_now, v_h))
-                                                     FILTER (WHERE h.bucket_hour >= v_trend_since)
                                 WHEN 'top_rated' THEN sum(h.value_sum) / nullif(sum(h.events), 0)
                                 ELSE sum(popularity_engine.bucket_score(
                                              mode, w.counter, w.popularity_weight, h.events, h.decay_sum)) END)::float8 AS score
                       FROM popularity_engine.popularity_hourly h
                       JOIN popularity_engine.interaction_weights w ON w.interaction_type = h.interaction_type
-                     WHERE h.bucket_hour >= since AND h.bucket_hour <= v_now
+                     WHERE h.bucket_hour >= v_from AND h.bucket_hour <= v_now
                        AND (v_counter IS NULL OR w.counter = v_counter)
                        AND (category IS NULL OR EXISTS (SELECT 1 FROM popularity_engine.catalog c
                                                          WHERE c.product_id = h.product_id AND c.category = category))
@@ -126,7 +125,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.popular_in_window(popularity_engine.popularity_mode, timestamptz, text, integer) IS
-  'Internal: popular_products with a time window, from the hourly buckets since `since`.';
+  'Internal: popular_products with a time window since `since`: from the window lists when they prove the answer, else from the hourly buckets.';
 
 CREATE FUNCTION popularity_engine.popular_products(
     mode popularity_engine.popularity_mode DEFAULT 'overall',

@@ -508,7 +508,7 @@ BEGIN
                                                  as_of - make_interval(secs => v_w), v_h);
     END IF;
     IF v_new > 0 OR popularity_engine.window_lists_stale(v_state, as_of, v_sig, v_h) THEN
-        PERFORM popularity_engine.maintain_window_lists(v_state, as_of, v_h, v_new > 0);
+        PERFORM popularity_engine.maintain_window_lists(v_state, as_of, v_sig, v_h, v_new > 0);
     END IF;
 
     UPDATE popularity_engine.refresh_state

@@ -48,12 +48,6 @@ SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_list_entrie
 
 -- Sizes --------------------------------------------------------------------------------------
 
--- How many days the lists cover: a 30-day window starts on the 31st day back.
-CREATE FUNCTION popularity_engine.window_list_days() RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 31 $$;
-COMMENT ON FUNCTION popularity_engine.window_list_days() IS
-  'Internal: how many UTC days before the refresh''s as_of keep daily roll-ups and lists.';
-
 -- A rebuilt list keeps this many products; it is rebuilt when it grows past four times as many.
 CREATE FUNCTION popularity_engine.window_list_length() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 100 $$;
@@ -75,6 +69,24 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 COMMENT ON FUNCTION popularity_engine.utc_day_start(date) IS
   'Internal: midnight UTC at the start of a day.';
+
+-- The first UTC day that starts at or after t (t's own day when t is midnight).
+CREATE FUNCTION popularity_engine.first_whole_day(t timestamptz) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT popularity_engine.utc_day(t) OPERATOR(pg_catalog.+)
+           CASE WHEN t OPERATOR(pg_catalog.>) popularity_engine.utc_day_start(popularity_engine.utc_day(t))
+                THEN 1 ELSE 0 END
+$$;
+COMMENT ON FUNCTION popularity_engine.first_whole_day(timestamptz) IS
+  'Internal: the first UTC day that starts at or after a moment.';
+
+-- The first day a refresh at as_of keeps lists for: a 30-day window starts on the 31st day back.
+CREATE FUNCTION popularity_engine.window_list_horizon(as_of timestamptz) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT popularity_engine.utc_day(as_of) OPERATOR(pg_catalog.-) 31
+$$;
+COMMENT ON FUNCTION popularity_engine.window_list_horizon(timestamptz) IS
+  'Internal: the earliest day a refresh at as_of keeps daily roll-ups and lists for (the horizon never moves back).';
 
 -- The score one bucket (hourly or daily) adds in a mode, trending before its decay to the time
 -- of the query. top_rated, an average, is not a sum of such scores.
@@ -252,8 +264,7 @@ CREATE FUNCTION popularity_engine.window_lists_stale(
     half_life_seconds double precision) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT state.window_horizon IS NULL
-        OR state.window_horizon OPERATOR(pg_catalog.<) (popularity_engine.utc_day(as_of)
-                                OPERATOR(pg_catalog.-) popularity_engine.window_list_days())
+        OR state.window_horizon OPERATOR(pg_catalog.<) popularity_engine.window_list_horizon(as_of)
         OR state.window_signature IS DISTINCT FROM
            popularity_engine.window_signature(weights_signature, half_life_seconds)
 $$;
@@ -263,14 +274,12 @@ COMMENT ON FUNCTION popularity_engine.window_lists_stale(popularity_engine.refre
 -- Called by every refresh_popularity step after the hourly buckets are final. The horizon only
 -- moves forward: a day at or after it has had every delta added since its roll-up was made.
 CREATE FUNCTION popularity_engine.maintain_window_lists(
-    state popularity_engine.refresh_state, as_of timestamptz, half_life_seconds double precision,
-    has_delta boolean) RETURNS void
+    state popularity_engine.refresh_state, as_of timestamptz, weights_signature text,
+    half_life_seconds double precision, has_delta boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-    v_signature text := popularity_engine.window_signature(popularity_engine.weights_signature(),
-                                                           half_life_seconds);
-    v_horizon date := greatest(state.window_horizon,
-                               popularity_engine.utc_day(as_of) - popularity_engine.window_list_days());
+    v_signature text := popularity_engine.window_signature(weights_signature, half_life_seconds);
+    v_horizon date := greatest(state.window_horizon, popularity_engine.window_list_horizon(as_of));
 BEGIN
     IF state.window_horizon IS NULL OR state.window_signature IS DISTINCT FROM v_signature THEN
         PERFORM popularity_engine.rebuild_window_lists(v_horizon, half_life_seconds);
@@ -286,7 +295,7 @@ BEGIN
        SET window_horizon = v_horizon, window_signature = v_signature;
 END
 $fn$;
-COMMENT ON FUNCTION popularity_engine.maintain_window_lists(popularity_engine.refresh_state, timestamptz, double precision, boolean) IS
+COMMENT ON FUNCTION popularity_engine.maintain_window_lists(popularity_engine.refresh_state, timestamptz, text, double precision, boolean) IS
   'Internal: keeps popularity_daily and the window lists in step with popularity_hourly (incrementally, or rebuilt when the weights or half-life changed).';
 
 -- cleanup_interactions removed the hourly buckets before `cutoff`: the days they touched leave
@@ -294,9 +303,7 @@ COMMENT ON FUNCTION popularity_engine.maintain_window_lists(popularity_engine.re
 CREATE FUNCTION popularity_engine.trim_window_lists(cutoff timestamptz) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-    v_horizon date := popularity_engine.utc_day(cutoff)
-                      + CASE WHEN cutoff > popularity_engine.utc_day_start(popularity_engine.utc_day(cutoff))
-                             THEN 1 ELSE 0 END;
+    v_horizon date := popularity_engine.first_whole_day(cutoff);
 BEGIN
     UPDATE popularity_engine.refresh_state r SET window_horizon = v_horizon
      WHERE r.window_horizon < v_horizon;
@@ -319,10 +326,8 @@ CREATE FUNCTION popularity_engine.window_scores(
 RETURNS TABLE (product_id bigint, score double precision)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
     WITH bounds AS (
-        SELECT b.first_whole, popularity_engine.utc_day(window_end) AS today
-          FROM (SELECT CASE WHEN since = popularity_engine.utc_day_start(popularity_engine.utc_day(since))
-                            THEN popularity_engine.utc_day(since)
-                            ELSE popularity_engine.utc_day(since) + 1 END AS first_whole) b)
+        SELECT popularity_engine.first_whole_day(since) AS first_whole,
+               popularity_engine.utc_day(window_end) AS today)
     SELECT c.product_id,
            coalesce((SELECT sum(popularity_engine.bucket_score(mode, w.counter, w.popularity_weight, d.events, d.decay_sum)
                                 * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
