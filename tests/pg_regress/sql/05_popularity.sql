@@ -1,17 +1,7 @@
 -- refresh_popularity and popular_products against hand-computed values and a brute-force
 -- recount of the log, for as_of moving forward, backwards, across window edges and weight edits.
 CREATE EXTENSION IF NOT EXISTS popularity_engine;
-TRUNCATE popularity_engine.product_interactions, popularity_engine.search_interactions,
-         popularity_engine.interaction_event_ids, popularity_engine.user_cart,
-         popularity_engine.user_wishlist, popularity_engine.purchase_history,
-         popularity_engine.catalog, popularity_engine.product_stats,
-         popularity_engine.product_type_totals, popularity_engine.popularity_hourly,
-         popularity_engine.search_hourly, popularity_engine.job_runs,
-         popularity_engine.popularity_daily, popularity_engine.window_lists,
-         popularity_engine.window_list_entries;
-UPDATE popularity_engine.refresh_state
-   SET aggregated_snapshot = '1:1:', as_of = NULL, landmark = NULL, weights_signature = NULL,
-       window_horizon = NULL, window_signature = NULL;
+\i tests/reference/reset_popularity.sql
 
 -- pg_temp.mismatches(as_of): products whose aggregates differ from a brute-force recount
 \i tests/reference/popularity_mismatches.sql

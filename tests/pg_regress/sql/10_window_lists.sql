@@ -4,16 +4,7 @@
 -- half-life and a cleanup. Also the lists' own invariants, checked directly.
 CREATE EXTENSION IF NOT EXISTS popularity_engine;
 SET client_min_messages = warning;
-TRUNCATE popularity_engine.product_interactions, popularity_engine.search_interactions,
-         popularity_engine.interaction_event_ids, popularity_engine.user_cart,
-         popularity_engine.user_wishlist, popularity_engine.purchase_history,
-         popularity_engine.catalog, popularity_engine.product_stats,
-         popularity_engine.product_type_totals, popularity_engine.popularity_hourly,
-         popularity_engine.search_hourly, popularity_engine.popularity_daily,
-         popularity_engine.window_lists, popularity_engine.window_list_entries;
-UPDATE popularity_engine.refresh_state
-   SET aggregated_snapshot = '1:1:', as_of = NULL, landmark = NULL, weights_signature = NULL,
-       window_horizon = NULL, window_signature = NULL;
+\i tests/reference/reset_popularity.sql
 
 -- Events with a skewed popularity, spread over 12 days before now (deterministic: no random()).
 CREATE FUNCTION pg_temp.add_events(n integer, seed integer, spread interval) RETURNS void
