@@ -86,16 +86,14 @@ DECLARE
                                ELSE since END;
     v_listed record;
 BEGIN
-    IF category IS NULL THEN
-        SELECT * INTO v_listed FROM popularity_engine.popular_from_lists(mode, v_from, n);
-        IF v_listed.product_ids IS NOT NULL THEN
-            RETURN QUERY
-            SELECT x.place::integer, x.product_id, v_listed.scores[x.place], c.category
-              FROM unnest(v_listed.product_ids) WITH ORDINALITY AS x(product_id, place)
-              LEFT JOIN popularity_engine.catalog c ON c.product_id = x.product_id
-             ORDER BY x.place;
-            RETURN;
-        END IF;
+    SELECT * INTO v_listed FROM popularity_engine.popular_from_lists(mode, v_from, category, n);
+    IF v_listed.product_ids IS NOT NULL THEN
+        RETURN QUERY
+        SELECT x.place::integer, x.product_id, v_listed.scores[x.place], c.category
+          FROM unnest(v_listed.product_ids) WITH ORDINALITY AS x(product_id, place)
+          LEFT JOIN popularity_engine.catalog c ON c.product_id = x.product_id
+         ORDER BY x.place;
+        RETURN;
     END IF;
     -- The top n are chosen before the catalog join: joining every product of the window first
     -- made the planner hash the whole catalog.

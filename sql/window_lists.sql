@@ -1,13 +1,21 @@
 -- popularity_engine: what lets popular_products answer a time window without summing every
 -- hourly bucket inside it. refresh_popularity keeps, for each UTC day since the window horizon,
 --   * popularity_daily: the hourly buckets of the day added up, per product and type;
---   * window_lists / window_list_entries: per day and mode, the day's leading products with their
---     day score, and a bound that no other product's day score exceeds.
+--   * window_lists / window_list_entries: per day, mode and scope (all products, or one catalog
+--     category), the day's leading products with their day score, and a bound that no other
+--     product of the scope exceeds.
 -- A window then reads the lists of the days it touches in score order, sums the candidates
 -- exactly (whole days from popularity_daily, the partial days at both ends from the hourly
 -- buckets), and stops once the n-th best exact sum beats what any product further down every
 -- list could reach (the threshold algorithm). When it cannot prove that, popular_products falls
 -- back to summing the buckets, so the answer is the same either way.
+--
+-- A product's category is read from the catalog when its day scores enter the lists. A product
+-- that joins a category afterwards (a catalog insert or a category change) is noted in
+-- window_category_moves: queries of its new category count it as a candidate until the next
+-- refresh enters its day scores into that category's lists. Entries left in the lists of its
+-- old category are skipped by the queries, which check every candidate's category in the
+-- catalog.
 
 CREATE TABLE popularity_engine.popularity_daily (
     product_id       bigint NOT NULL,
@@ -24,27 +32,40 @@ COMMENT ON TABLE popularity_engine.popularity_daily IS
 CREATE TABLE popularity_engine.window_lists (
     day   date NOT NULL,
     mode  popularity_engine.popularity_mode NOT NULL,
+    scope text NOT NULL,
     bound double precision NOT NULL,
-    PRIMARY KEY (day, mode)
+    PRIMARY KEY (day, mode, scope)
 );
 COMMENT ON TABLE popularity_engine.window_lists IS
-  'Internal: per UTC day and popular_products mode, a bound on the day score of every product that is not in window_list_entries for that day and mode. No row: no product scored in that mode that day.';
+  'Internal: per UTC day, popular_products mode and scope, a bound on the day score of every product of the scope that is not in window_list_entries for that day, mode and scope. No row: no product of the scope scored in that mode that day.';
+COMMENT ON COLUMN popularity_engine.window_lists.scope IS
+  'Whose list: '''' for all products, else the catalog category of its products (see window_scopes).';
 
 CREATE TABLE popularity_engine.window_list_entries (
     day        date NOT NULL,
     mode       popularity_engine.popularity_mode NOT NULL,
+    scope      text NOT NULL,
     product_id bigint NOT NULL,
     score      double precision NOT NULL,
-    PRIMARY KEY (day, mode, product_id)
+    PRIMARY KEY (day, mode, scope, product_id)
 );
 CREATE INDEX window_list_entries_rank
-    ON popularity_engine.window_list_entries (day, mode, score DESC, product_id);
+    ON popularity_engine.window_list_entries (day, mode, scope, score DESC, product_id);
 COMMENT ON TABLE popularity_engine.window_list_entries IS
-  'Internal: the leading products of a UTC day in a popular_products mode, with their day score (trending: before the decay to the time of the query).';
+  'Internal: the leading products of a UTC day in a popular_products mode and scope, with their day score (trending: before the decay to the time of the query). A product that left the scope''s category may linger until the list is rebuilt; readers check the catalog.';
+
+CREATE TABLE popularity_engine.window_category_moves (
+    product_id bigint NOT NULL,
+    category   text NOT NULL
+);
+CREATE INDEX window_category_moves_category ON popularity_engine.window_category_moves (category);
+COMMENT ON TABLE popularity_engine.window_category_moves IS
+  'Internal: products that joined a category in the catalog since refresh_popularity last entered their day scores into the window lists; popular_products counts them as candidates of that category meanwhile.';
 
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.popularity_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_lists', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_list_entries', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_category_moves', '');
 
 -- Sizes --------------------------------------------------------------------------------------
 
@@ -122,10 +143,21 @@ $$;
 COMMENT ON FUNCTION popularity_engine.window_list_modes() IS
   'Internal: the popular_products modes that have window lists (every mode whose score is a sum).';
 
+-- The lists a product's day scores enter: those of all products ('') and, when the product has
+-- one, those of its catalog category. A category named '' has no lists of its own: a window
+-- with that category sums the buckets.
+CREATE FUNCTION popularity_engine.window_scopes(category text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN category IS NULL OR category OPERATOR(pg_catalog.=) '' THEN ARRAY['']
+                ELSE ARRAY['', category] END
+$$;
+COMMENT ON FUNCTION popularity_engine.window_scopes(text) IS
+  'Internal: the window list scopes of a product in a category: '''' (all products) and the category itself.';
+
 -- Maintenance (refresh_popularity) -----------------------------------------------------------
 
 -- Rebuilds the lists of the given days from popularity_daily: the first window_list_length()
--- products of each day and mode, and the next one's score as the bound.
+-- products of each day, mode and scope, and the next one's score as the bound.
 CREATE FUNCTION popularity_engine.rebuild_window_day_lists(days date[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
@@ -141,20 +173,25 @@ BEGIN
          WHERE d.day = ANY (days)
          GROUP BY 1, 2, 3),
     ranked AS (
-        SELECT s.*, row_number() OVER (PARTITION BY s.day, s.mode ORDER BY s.score DESC, s.product_id) AS place
-          FROM scored s WHERE s.score > 0),
+        SELECT s.day, s.mode, sc.scope, s.product_id, s.score,
+               row_number() OVER (PARTITION BY s.day, s.mode, sc.scope
+                                  ORDER BY s.score DESC, s.product_id) AS place
+          FROM scored s
+          LEFT JOIN popularity_engine.catalog c ON c.product_id = s.product_id
+         CROSS JOIN unnest(popularity_engine.window_scopes(c.category)) AS sc(scope)
+         WHERE s.score > 0),
     lists AS (
-        INSERT INTO popularity_engine.window_lists (day, mode, bound)
-        SELECT r.day, r.mode,
+        INSERT INTO popularity_engine.window_lists (day, mode, scope, bound)
+        SELECT r.day, r.mode, r.scope,
                coalesce(max(r.score) FILTER (WHERE r.place > popularity_engine.window_list_length()), 0)
-          FROM ranked r GROUP BY 1, 2)
-    INSERT INTO popularity_engine.window_list_entries (day, mode, product_id, score)
-    SELECT r.day, r.mode, r.product_id, r.score
+          FROM ranked r GROUP BY 1, 2, 3)
+    INSERT INTO popularity_engine.window_list_entries (day, mode, scope, product_id, score)
+    SELECT r.day, r.mode, r.scope, r.product_id, r.score
       FROM ranked r WHERE r.place <= popularity_engine.window_list_length();
 END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.rebuild_window_day_lists(date[]) IS
-  'Internal: recomputes the window lists of some days from popularity_daily.';
+  'Internal: recomputes the window lists of some days from popularity_daily, with the categories the catalog has now.';
 
 -- Everything again from the hourly buckets: after an update from 0.2.0, or when the weights or
 -- the trending half-life changed (every day score changes with them).
@@ -164,6 +201,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     v_day date;
 BEGIN
+    -- before the catalog is read: a move committed later stays noted
+    DELETE FROM popularity_engine.window_category_moves;
     DELETE FROM popularity_engine.window_list_entries;
     DELETE FROM popularity_engine.window_lists;
     DELETE FROM popularity_engine.popularity_daily;
@@ -184,13 +223,63 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.rebuild_window_lists(date, double precision) IS
   'Internal: recomputes popularity_daily and every window list from popularity_hourly, for the days since horizon.';
 
--- Adds the refresh's delta: to the daily roll-ups, then to the lists. A product joins a day's
--- list when its day score passes the bound (a member's score is kept exact); a list grown past
--- four times its length is rebuilt, which tightens its bound again.
+-- Enters the day scores of some products on some days (pairs of product_ids[i], days[i]) into
+-- the lists of their scopes: a product joins a list when its day score passes the bound (a
+-- member's score is kept exact); a list grown past four times its length is rebuilt, which
+-- tightens its bound again.
+CREATE FUNCTION popularity_engine.add_to_window_lists(product_ids bigint[], days date[])
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_full date[];
+BEGIN
+    WITH scored AS (
+        SELECT t.day, m.mode, t.product_id,
+               sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight,
+                                                  d.events, d.decay_sum)) AS score
+          FROM (SELECT DISTINCT x.product_id, x.day FROM unnest(product_ids, days) AS x(product_id, day)) t
+          JOIN popularity_engine.popularity_daily d ON d.product_id = t.product_id AND d.day = t.day
+          JOIN popularity_engine.interaction_weights w ON w.interaction_type = d.interaction_type
+         CROSS JOIN unnest(popularity_engine.window_list_modes()) AS m(mode)
+         GROUP BY 1, 2, 3
+        HAVING sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight,
+                                                  d.events, d.decay_sum)) > 0),
+    scoped AS (
+        SELECT s.day, s.mode, sc.scope, s.product_id, s.score
+          FROM scored s
+          LEFT JOIN popularity_engine.catalog c ON c.product_id = s.product_id
+         CROSS JOIN unnest(popularity_engine.window_scopes(c.category)) AS sc(scope)),
+    new_lists AS (
+        INSERT INTO popularity_engine.window_lists (day, mode, scope, bound)
+        SELECT DISTINCT s.day, s.mode, s.scope, 0 FROM scoped s
+        ON CONFLICT (day, mode, scope) DO NOTHING)
+    INSERT INTO popularity_engine.window_list_entries AS e (day, mode, scope, product_id, score)
+    SELECT s.day, s.mode, s.scope, s.product_id, s.score
+      FROM scoped s
+      LEFT JOIN popularity_engine.window_lists l ON (l.day, l.mode, l.scope) = (s.day, s.mode, s.scope)
+     WHERE s.score > coalesce(l.bound, 0)
+    ON CONFLICT (day, mode, scope, product_id) DO UPDATE SET score = excluded.score;
+
+    SELECT array_agg(DISTINCT o.day) INTO v_full
+      FROM (SELECT e.day
+              FROM popularity_engine.window_list_entries e
+             WHERE e.day = ANY (days)
+             GROUP BY e.day, e.mode, e.scope
+            HAVING count(*) > 4 * popularity_engine.window_list_length()) o;
+    IF v_full IS NOT NULL THEN
+        PERFORM popularity_engine.rebuild_window_day_lists(v_full);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.add_to_window_lists(bigint[], date[]) IS
+  'Internal: enters the day scores of the given (product, day) pairs into the window lists of their scopes.';
+
+-- Adds the refresh's delta to the daily roll-ups, then the touched day scores to the lists.
 CREATE FUNCTION popularity_engine.add_delta_to_window_lists(horizon date, half_life_seconds double precision)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
+    v_products bigint[];
     v_days date[];
 BEGIN
     INSERT INTO popularity_engine.popularity_daily AS d (product_id, day, interaction_type, events, decay_sum)
@@ -205,45 +294,39 @@ BEGIN
     ON CONFLICT (product_id, day, interaction_type) DO UPDATE
        SET events = d.events + excluded.events, decay_sum = d.decay_sum + excluded.decay_sum;
 
-    WITH touched AS (
-        SELECT DISTINCT dl.product_id, popularity_engine.utc_day(dl.occurred_at) AS day
-          FROM pg_temp.pe_delta dl
-         WHERE dl.counted AND popularity_engine.utc_day(dl.occurred_at) >= horizon),
-    scored AS (
-        SELECT t.day, m.mode, t.product_id,
-               sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight,
-                                                  d.events, d.decay_sum)) AS score
-          FROM touched t
-          JOIN popularity_engine.popularity_daily d ON d.product_id = t.product_id AND d.day = t.day
-          JOIN popularity_engine.interaction_weights w ON w.interaction_type = d.interaction_type
-         CROSS JOIN unnest(popularity_engine.window_list_modes()) AS m(mode)
-         GROUP BY 1, 2, 3
-        HAVING sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight,
-                                                  d.events, d.decay_sum)) > 0),
-    new_lists AS (
-        INSERT INTO popularity_engine.window_lists (day, mode, bound)
-        SELECT DISTINCT s.day, s.mode, 0 FROM scored s
-        ON CONFLICT (day, mode) DO NOTHING)
-    INSERT INTO popularity_engine.window_list_entries AS e (day, mode, product_id, score)
-    SELECT s.day, s.mode, s.product_id, s.score
-      FROM scored s
-      LEFT JOIN popularity_engine.window_lists l ON l.day = s.day AND l.mode = s.mode
-     WHERE s.score > coalesce(l.bound, 0)
-    ON CONFLICT (day, mode, product_id) DO UPDATE SET score = excluded.score;
-
-    SELECT array_agg(DISTINCT o.day) INTO v_days
-      FROM (SELECT e.day
-              FROM popularity_engine.window_list_entries e
-             WHERE e.day IN (SELECT popularity_engine.utc_day(dl.occurred_at) FROM pg_temp.pe_delta dl)
-             GROUP BY e.day, e.mode
-            HAVING count(*) > 4 * popularity_engine.window_list_length()) o;
-    IF v_days IS NOT NULL THEN
-        PERFORM popularity_engine.rebuild_window_day_lists(v_days);
+    SELECT array_agg(t.product_id), array_agg(t.day) INTO v_products, v_days
+      FROM (SELECT DISTINCT dl.product_id, popularity_engine.utc_day(dl.occurred_at) AS day
+              FROM pg_temp.pe_delta dl
+             WHERE dl.counted AND popularity_engine.utc_day(dl.occurred_at) >= horizon) t;
+    IF v_products IS NOT NULL THEN
+        PERFORM popularity_engine.add_to_window_lists(v_products, v_days);
     END IF;
 END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.add_delta_to_window_lists(date, double precision) IS
   'Internal: adds the delta of refresh_popularity to popularity_daily and the window lists of the days since horizon.';
+
+-- Products noted in window_category_moves get their day scores entered into their category's
+-- lists, every day since horizon; the notes read are removed (a move committed meanwhile stays
+-- noted for the next refresh).
+CREATE FUNCTION popularity_engine.place_moved_products(horizon date) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_products bigint[];
+    v_days date[];
+BEGIN
+    WITH placed AS (DELETE FROM popularity_engine.window_category_moves m RETURNING m.product_id)
+    SELECT array_agg(d.product_id), array_agg(d.day) INTO v_products, v_days
+      FROM (SELECT DISTINCT dd.product_id, dd.day
+              FROM popularity_engine.popularity_daily dd
+             WHERE dd.product_id IN (SELECT p.product_id FROM placed p) AND dd.day >= horizon) d;
+    IF v_products IS NOT NULL THEN
+        PERFORM popularity_engine.add_to_window_lists(v_products, v_days);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.place_moved_products(date) IS
+  'Internal: enters the day scores of the products that changed category into their new category''s window lists.';
 
 -- Drops the days before a new horizon.
 CREATE FUNCTION popularity_engine.drop_window_days_before(horizon date) RETURNS void
@@ -290,6 +373,7 @@ BEGIN
         IF has_delta THEN
             PERFORM popularity_engine.add_delta_to_window_lists(v_horizon, half_life_seconds);
         END IF;
+        PERFORM popularity_engine.place_moved_products(v_horizon);
     END IF;
     UPDATE popularity_engine.refresh_state
        SET window_horizon = v_horizon, window_signature = v_signature;
@@ -314,6 +398,42 @@ END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.trim_window_lists(timestamptz) IS
   'Internal: moves the window horizon past the hourly buckets cleanup_interactions removed.';
+
+-- Catalog moves ------------------------------------------------------------------------------
+
+-- Statement triggers on the catalog: a product inserted with a category, or whose category
+-- changes, is noted for its new category. Moves out of a category need no note: readers check
+-- the catalog. SECURITY DEFINER: whoever may write the catalog need not write the notes.
+CREATE FUNCTION popularity_engine.note_category_moves() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO popularity_engine.window_category_moves (product_id, category)
+        SELECT n.product_id, n.category FROM new_rows n WHERE n.category <> '';
+    ELSE
+        INSERT INTO popularity_engine.window_category_moves (product_id, category)
+        SELECT n.product_id, n.category
+          FROM new_rows n
+         WHERE n.category <> ''
+           AND NOT EXISTS (SELECT 1 FROM old_rows o
+                            WHERE o.product_id = n.product_id AND o.category = n.category);
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.note_category_moves() IS
+  'Internal: trigger function noting in window_category_moves the catalog products that joined a category.';
+
+CREATE TRIGGER catalog_inserts_note_category_moves
+    AFTER INSERT ON popularity_engine.catalog REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION popularity_engine.note_category_moves();
+COMMENT ON TRIGGER catalog_inserts_note_category_moves ON popularity_engine.catalog IS
+  'Notes inserted products for the window lists of their category (see window_category_moves).';
+CREATE TRIGGER catalog_updates_note_category_moves
+    AFTER UPDATE ON popularity_engine.catalog REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION popularity_engine.note_category_moves();
+COMMENT ON TRIGGER catalog_updates_note_category_moves ON popularity_engine.catalog IS
+  'Notes products whose category changed for the window lists of their new category (see window_category_moves).';
 
 -- Reading (popular_products) -----------------------------------------------------------------
 
@@ -353,12 +473,12 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.window_scores(popularity_engine.popularity_mode, timestamptz, timestamptz, double precision, bigint[]) IS
   'Internal: exact popular_products scores of the given products over the buckets from since to window_end.';
 
--- The top n of a window read from the lists, or NULLs when the lists cannot prove the answer
--- (no lists for the window's days, other weights, or a bound not beaten): the caller then sums
--- the buckets. `since` is an hour boundary; for trending it already excludes what the trending
--- window does.
+-- The top n of a window, of all products or of one category, read from the lists, or NULLs
+-- when the lists cannot prove the answer (no lists for the window's days, other weights, a
+-- category named '', or a bound not beaten): the caller then sums the buckets. `since` is an
+-- hour boundary; for trending it already excludes what the trending window does.
 CREATE FUNCTION popularity_engine.popular_from_lists(
-    mode popularity_engine.popularity_mode, since timestamptz, n integer,
+    mode popularity_engine.popularity_mode, since timestamptz, category text, n integer,
     OUT product_ids bigint[], OUT scores double precision[])
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
 #variable_conflict use_variable
@@ -367,6 +487,7 @@ DECLARE
     v_h double precision := popularity_engine.trending_half_life_seconds();
     v_first date := popularity_engine.utc_day(since);
     v_today date := popularity_engine.utc_day(v_now);
+    v_scope text := coalesce(category, '');
     v_depth integer := greatest(2 * n, 20);
     v_state record;
     v_threshold double precision;
@@ -375,13 +496,14 @@ DECLARE
 BEGIN
     SELECT r.window_horizon, r.window_signature INTO v_state FROM popularity_engine.refresh_state r;
     IF v_state.window_horizon IS NULL OR v_first < v_state.window_horizon OR since > v_now
-       OR mode <> ALL (popularity_engine.window_list_modes())
+       OR mode <> ALL (popularity_engine.window_list_modes()) OR category = ''
        OR v_state.window_signature IS DISTINCT FROM
               popularity_engine.window_signature(popularity_engine.weights_signature(), v_h) THEN
         RETURN;
     END IF;
     LOOP
-        -- What a product outside the first v_depth places of every list can score at most.
+        -- What a product of the scope outside the first v_depth places of every list can score
+        -- at most.
         SELECT coalesce(sum(greatest(l.bound, coalesce(nx.score, 0))
                             * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
                                        popularity_engine.utc_day_start(l.day), v_now, v_h) ELSE 1 END), 0),
@@ -389,15 +511,24 @@ BEGIN
           INTO v_threshold, v_deeper
           FROM popularity_engine.window_lists l
           LEFT JOIN LATERAL (SELECT e.score FROM popularity_engine.window_list_entries e
-                              WHERE e.day = l.day AND e.mode = l.mode
+                              WHERE e.day = l.day AND e.mode = l.mode AND e.scope = l.scope
                               ORDER BY e.score DESC, e.product_id OFFSET v_depth LIMIT 1) nx ON true
-         WHERE l.mode = mode AND l.day BETWEEN v_first AND v_today;
+         WHERE l.mode = mode AND l.scope = v_scope AND l.day BETWEEN v_first AND v_today;
+        -- the listed products, and the products that joined the category since their day scores
+        -- entered the lists; of a category, only those the catalog has in it now
         SELECT array_agg(t.product_id) INTO v_candidates
-          FROM popularity_engine.window_lists l
-         CROSS JOIN LATERAL (SELECT e.product_id FROM popularity_engine.window_list_entries e
-                              WHERE e.day = l.day AND e.mode = l.mode
-                              ORDER BY e.score DESC, e.product_id LIMIT v_depth) t
-         WHERE l.mode = mode AND l.day BETWEEN v_first AND v_today;
+          FROM (SELECT e.product_id
+                  FROM popularity_engine.window_lists l
+                 CROSS JOIN LATERAL (SELECT e.product_id FROM popularity_engine.window_list_entries e
+                                      WHERE e.day = l.day AND e.mode = l.mode AND e.scope = l.scope
+                                      ORDER BY e.score DESC, e.product_id LIMIT v_depth) e
+                 WHERE l.mode = mode AND l.scope = v_scope AND l.day BETWEEN v_first AND v_today
+                UNION
+                SELECT m.product_id FROM popularity_engine.window_category_moves m
+                 WHERE m.category = category) t
+         WHERE category IS NULL
+            OR EXISTS (SELECT 1 FROM popularity_engine.catalog c
+                        WHERE c.product_id = t.product_id AND c.category = category);
         SELECT array_agg(s.product_id ORDER BY s.score DESC, s.product_id),
                array_agg(s.score ORDER BY s.score DESC, s.product_id)
           INTO product_ids, scores
@@ -419,5 +550,5 @@ BEGIN
     END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION popularity_engine.popular_from_lists(popularity_engine.popularity_mode, timestamptz, integer) IS
-  'Internal: popular_products within a window from the window lists (threshold algorithm); NULLs when they cannot prove the top n.';
+COMMENT ON FUNCTION popularity_engine.popular_from_lists(popularity_engine.popularity_mode, timestamptz, text, integer) IS
+  'Internal: popular_products within a window, of all products or of one category, from the window lists (threshold algorithm); NULLs when they cannot prove the top n.';

@@ -89,29 +89,54 @@ COMMENT ON TABLE popularity_engine.popularity_daily IS
 CREATE TABLE popularity_engine.window_lists (
     day   date NOT NULL,
     mode  popularity_engine.popularity_mode NOT NULL,
+    scope text NOT NULL,
     bound double precision NOT NULL,
-    PRIMARY KEY (day, mode)
+    PRIMARY KEY (day, mode, scope)
 );
 COMMENT ON TABLE popularity_engine.window_lists IS
-  'Internal: per UTC day and popular_products mode, a bound on the day score of every product that is not in window_list_entries for that day and mode. No row: no product scored in that mode that day.';
+  'Internal: per UTC day, popular_products mode and scope, a bound on the day score of every product of the scope that is not in window_list_entries for that day, mode and scope. No row: no product of the scope scored in that mode that day.';
+COMMENT ON COLUMN popularity_engine.window_lists.scope IS
+  'Whose list: '''' for all products, else the catalog category of its products (see window_scopes).';
 
 CREATE TABLE popularity_engine.window_list_entries (
     day        date NOT NULL,
     mode       popularity_engine.popularity_mode NOT NULL,
+    scope      text NOT NULL,
     product_id bigint NOT NULL,
     score      double precision NOT NULL,
-    PRIMARY KEY (day, mode, product_id)
+    PRIMARY KEY (day, mode, scope, product_id)
 );
 CREATE INDEX window_list_entries_rank
-    ON popularity_engine.window_list_entries (day, mode, score DESC, product_id);
+    ON popularity_engine.window_list_entries (day, mode, scope, score DESC, product_id);
 COMMENT ON TABLE popularity_engine.window_list_entries IS
-  'Internal: the leading products of a UTC day in a popular_products mode, with their day score (trending: before the decay to the time of the query).';
+  'Internal: the leading products of a UTC day in a popular_products mode and scope, with their day score (trending: before the decay to the time of the query). A product that left the scope''s category may linger until the list is rebuilt; readers check the catalog.';
+
+CREATE TABLE popularity_engine.window_category_moves (
+    product_id bigint NOT NULL,
+    category   text NOT NULL
+);
+CREATE INDEX window_category_moves_category ON popularity_engine.window_category_moves (category);
+COMMENT ON TABLE popularity_engine.window_category_moves IS
+  'Internal: products that joined a category in the catalog since refresh_popularity last entered their day scores into the window lists; popular_products counts them as candidates of that category meanwhile.';
 
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.popularity_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_lists', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_list_entries', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_category_moves', '');
 
 -- @routines
+
+-- The catalog triggers call a routine created above.
+CREATE TRIGGER catalog_inserts_note_category_moves
+    AFTER INSERT ON popularity_engine.catalog REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION popularity_engine.note_category_moves();
+COMMENT ON TRIGGER catalog_inserts_note_category_moves ON popularity_engine.catalog IS
+  'Notes inserted products for the window lists of their category (see window_category_moves).';
+CREATE TRIGGER catalog_updates_note_category_moves
+    AFTER UPDATE ON popularity_engine.catalog REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION popularity_engine.note_category_moves();
+COMMENT ON TRIGGER catalog_updates_note_category_moves ON popularity_engine.catalog IS
+  'Notes products whose category changed for the window lists of their new category (see window_category_moves).';
 
 -- Views whose definitions now call the shared formulas (same columns).
 CREATE OR REPLACE VIEW popularity_engine.product_popularity AS

@@ -1,10 +1,16 @@
 -- popular_products with a time window, answered from the window lists, against the same query
 -- summing the hourly buckets: same products, same order, same scores, for every mode, windows
--- from 1 hour to 12 days and n of 1 and 20; after late events, a weight edit, a new trending
--- half-life and a cleanup. Also the lists' own invariants, checked directly.
+-- from 1 hour to 12 days, n of 1 and 20, with and without a category; after late events, a
+-- weight edit, a new trending half-life, catalog moves and a cleanup. Also the lists' own
+-- invariants, checked directly.
 CREATE EXTENSION IF NOT EXISTS popularity_engine;
 SET client_min_messages = warning;
 \i tests/reference/reset_popularity.sql
+
+-- Four categories; every tenth product is not in the catalog, and some have no category.
+INSERT INTO popularity_engine.catalog (product_id, category)
+SELECT p, CASE WHEN p % 10 <> 5 THEN 'c' || p % 4 END
+  FROM generate_series(1, 4000) AS p WHERE p % 10 <> 0;
 
 -- Events with a skewed popularity, spread over 12 days before now (deterministic: no random()).
 CREATE FUNCTION pg_temp.add_events(n integer, seed integer, spread interval) RETURNS void
@@ -23,30 +29,39 @@ $$;
 -- Every mode x window x n: the listed answer, whether the lists proved it, and the summed answer
 -- (lists switched off by a signature that matches nothing, inside a rolled-back transaction).
 CREATE FUNCTION pg_temp.compare() RETURNS TABLE (mode popularity_engine.popularity_mode, cases bigint,
-                                                 by_lists bigint, differences bigint)
+                                                 by_lists bigint, by_category_lists bigint,
+                                                 differences bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
     CREATE TEMP TABLE cases ON COMMIT DROP AS
-    SELECT m.mode, make_interval(hours => h) AS win, k.n
+    SELECT m.mode, make_interval(hours => h) AS win, k.n, NULL::text AS category
       FROM unnest(enum_range(NULL::popularity_engine.popularity_mode)) AS m(mode),
-           generate_series(1, 24 * 12, 11) AS h, (VALUES (1), (20)) AS k(n);
+           generate_series(1, 24 * 12, 11) AS h, (VALUES (1), (20)) AS k(n)
+    UNION ALL
+    SELECT m.mode, make_interval(hours => h), 20, k.category
+      FROM unnest(enum_range(NULL::popularity_engine.popularity_mode)) AS m(mode),
+           generate_series(1, 24 * 12, 37) AS h, (VALUES ('c1'), ('c3')) AS k(category);
     CREATE TEMP TABLE listed ON COMMIT DROP AS
-    SELECT c.mode, c.win, c.n, p.* FROM cases c, popularity_engine.popular_products(c.mode, c.win, NULL, c.n) p;
+    SELECT c.mode, c.win, c.n, c.category AS asked, p.*
+      FROM cases c, popularity_engine.popular_products(c.mode, c.win, c.category, c.n) p;
     CREATE TEMP TABLE proved ON COMMIT DROP AS
-    SELECT c.mode, (SELECT l.product_ids IS NOT NULL FROM popularity_engine.popular_from_lists(
+    SELECT c.mode, c.category, (SELECT l.product_ids IS NOT NULL FROM popularity_engine.popular_from_lists(
                         c.mode, CASE WHEN c.mode = 'trending'   -- from the first hour inside its 7 days
                                      THEN greatest(date_trunc('hour', now() - c.win, 'UTC'),
                                                    date_trunc('hour', now() - interval '7 days', 'UTC') + interval '1 hour')
-                                     ELSE date_trunc('hour', now() - c.win, 'UTC') END, c.n) l) AS ok
+                                     ELSE date_trunc('hour', now() - c.win, 'UTC') END, c.category, c.n) l) AS ok
       FROM cases c;
     UPDATE popularity_engine.refresh_state SET window_signature = 'matches nothing';
     CREATE TEMP TABLE summed ON COMMIT DROP AS
-    SELECT c.mode, c.win, c.n, p.* FROM cases c, popularity_engine.popular_products(c.mode, c.win, NULL, c.n) p;
+    SELECT c.mode, c.win, c.n, c.category AS asked, p.*
+      FROM cases c, popularity_engine.popular_products(c.mode, c.win, c.category, c.n) p;
     RETURN QUERY
     SELECT c.mode, count(*),
            (SELECT count(*) FROM proved p WHERE p.mode = c.mode AND p.ok),
+           (SELECT count(*) FROM proved p WHERE p.mode = c.mode AND p.ok AND p.category IS NOT NULL),
            (SELECT count(*) FROM listed l FULL JOIN summed s
                 ON (l.mode, l.win, l.n, l.rank) = (s.mode, s.win, s.n, s.rank)
+                   AND l.asked IS NOT DISTINCT FROM s.asked
              WHERE coalesce(l.mode, s.mode) = c.mode
                AND (l.product_id IS DISTINCT FROM s.product_id
                     OR NOT abs(l.score - s.score) <= 1e-9 * greatest(1, abs(s.score))))
@@ -57,7 +72,8 @@ END
 $$;
 
 -- The invariants: each kept day's roll-up equals its hourly buckets, and no product outside a
--- day's list scores more than the list's bound (members' scores are exact).
+-- day's list (of all products, or of its category in the catalog now) scores more than the
+-- list's bound (members' scores are exact).
 CREATE FUNCTION pg_temp.broken_invariants() RETURNS TABLE (what text, n bigint)
 LANGUAGE sql AS $$
     WITH h AS (SELECT product_id, popularity_engine.utc_day(bucket_hour) AS day, interaction_type,
@@ -72,19 +88,23 @@ LANGUAGE sql AS $$
                  FROM popularity_engine.popularity_daily d
                  JOIN popularity_engine.interaction_weights w USING (interaction_type)
                 CROSS JOIN unnest(popularity_engine.window_list_modes()) AS m(mode)
-                GROUP BY 1, 2, 3)
+                GROUP BY 1, 2, 3),
+    scoped AS (SELECT s.*, sc.scope
+                 FROM scores s
+                 LEFT JOIN popularity_engine.catalog c USING (product_id)
+                CROSS JOIN unnest(popularity_engine.window_scopes(c.category)) AS sc(scope))
     SELECT 'daily roll-up differs from its hours', count(*)
       FROM h FULL JOIN popularity_engine.popularity_daily d USING (product_id, day, interaction_type)
      WHERE h.events IS DISTINCT FROM d.events
     UNION ALL
     SELECT 'product above its list''s bound', count(*)
-      FROM scores s LEFT JOIN popularity_engine.window_lists l USING (day, mode)
+      FROM scoped s LEFT JOIN popularity_engine.window_lists l USING (day, mode, scope)
      WHERE s.score > coalesce(l.bound, 0) * (1 + 1e-9)
        AND NOT EXISTS (SELECT 1 FROM popularity_engine.window_list_entries e
-                        WHERE (e.day, e.mode, e.product_id) = (s.day, s.mode, s.product_id))
+                        WHERE (e.day, e.mode, e.scope, e.product_id) = (s.day, s.mode, s.scope, s.product_id))
     UNION ALL
     SELECT 'member score not exact', count(*)
-      FROM popularity_engine.window_list_entries e JOIN scores s USING (day, mode, product_id)
+      FROM popularity_engine.window_list_entries e JOIN scoped s USING (day, mode, scope, product_id)
      WHERE abs(e.score - s.score) > 1e-9 * greatest(1, s.score)
 $$;
 
@@ -94,7 +114,8 @@ CALL popularity_engine.refresh_popularity();
 SELECT window_horizon = popularity_engine.utc_day(now()) - 31 AS horizon_31_days_back
   FROM popularity_engine.refresh_state;
 SELECT * FROM pg_temp.broken_invariants();
-SELECT mode, cases, by_lists > 0 AS lists_used, differences FROM pg_temp.compare();
+SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
+       differences FROM pg_temp.compare();
 
 -- Increments, late events among them, in several refreshes; the lists grow and get rebuilt.
 SELECT pg_temp.add_events(4000, 2, interval '12 days');
@@ -107,27 +128,49 @@ CALL popularity_engine.refresh_popularity();
 SELECT (SELECT max(c) FROM (SELECT count(DISTINCT d.product_id) AS c FROM popularity_engine.popularity_daily d
                              GROUP BY d.day) x) > 400 AS a_day_with_many_products,
        (SELECT max(c) FROM (SELECT count(*) AS c FROM popularity_engine.window_list_entries e
-                             GROUP BY e.day, e.mode) y) <= 400 AS every_list_kept_short;
+                             GROUP BY e.day, e.mode, e.scope) y) <= 400 AS every_list_kept_short;
 SELECT * FROM pg_temp.broken_invariants();
-SELECT mode, cases, by_lists > 0 AS lists_used, differences FROM pg_temp.compare();
+SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
+       differences FROM pg_temp.compare();
 
 -- A weight edit: until the next refresh the lists do not match the weights and are not used.
 UPDATE popularity_engine.interaction_weights SET popularity_weight = 9 WHERE interaction_type = 'click';
 SELECT count(*) AS proved_with_stale_weights
-  FROM popularity_engine.popular_from_lists('overall', date_trunc('hour', now() - interval '5 days', 'UTC'), 20)
+  FROM popularity_engine.popular_from_lists('overall', date_trunc('hour', now() - interval '5 days', 'UTC'), NULL, 20)
  WHERE product_ids IS NOT NULL;
 CALL popularity_engine.refresh_popularity();
 SELECT * FROM pg_temp.broken_invariants();
-SELECT mode, cases, by_lists > 0 AS lists_used, differences FROM pg_temp.compare();
+SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
+       differences FROM pg_temp.compare();
 
 -- A new trending half-life: the lists are rebuilt for it.
 SET popularity_engine.trending_half_life = '24h';
 CALL popularity_engine.refresh_popularity();
 SELECT * FROM pg_temp.broken_invariants();
-SELECT mode, cases, by_lists > 0 AS lists_used, differences FROM pg_temp.compare();
+SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
+       differences FROM pg_temp.compare();
 RESET popularity_engine.trending_half_life;
 UPDATE popularity_engine.interaction_weights SET popularity_weight = 1 WHERE interaction_type = 'click';
 CALL popularity_engine.refresh_popularity();
+
+-- Catalog moves: popular products change category, uncatalogued ones join one, others leave
+-- theirs. Before the next refresh the queries count the moved products as candidates of their
+-- new category; the refresh enters them into its lists.
+UPDATE popularity_engine.catalog SET category = 'c3' WHERE product_id % 4 = 1 AND product_id < 400;
+UPDATE popularity_engine.catalog SET category = 'c2' WHERE product_id % 4 = 3 AND product_id < 200;
+INSERT INTO popularity_engine.catalog (product_id, category)
+SELECT p, 'c1' FROM generate_series(10, 1000, 10) AS p;
+UPDATE popularity_engine.catalog SET brand = 'unchanged category';
+SELECT count(DISTINCT product_id) AS noted_moves, count(*) FILTER (WHERE category = 'c3') AS into_c3
+  FROM popularity_engine.window_category_moves;
+SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
+       differences FROM pg_temp.compare();
+SELECT pg_temp.add_events(2000, 5, interval '1 hour');
+CALL popularity_engine.refresh_popularity();
+SELECT count(*) AS moves_left FROM popularity_engine.window_category_moves;
+SELECT * FROM pg_temp.broken_invariants();
+SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
+       differences FROM pg_temp.compare();
 
 -- A cleanup that removes the oldest buckets moves the horizon past them.
 CALL popularity_engine.cleanup_interactions(interval '9 days');
@@ -135,4 +178,5 @@ SELECT window_horizon = popularity_engine.utc_day(now() - interval '9 days') + 1
        (SELECT min(day) FROM popularity_engine.popularity_daily) >= window_horizon AS no_day_before_it
   FROM popularity_engine.refresh_state;
 SELECT * FROM pg_temp.broken_invariants();
-SELECT mode, cases, by_lists > 0 AS lists_used, differences FROM pg_temp.compare();
+SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
+       differences FROM pg_temp.compare();
