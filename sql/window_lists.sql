@@ -231,6 +231,7 @@ CREATE FUNCTION popularity_engine.add_to_window_lists(product_ids bigint[], days
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
+    v_touched_days date[] := ARRAY(SELECT DISTINCT d FROM unnest(days) AS d);
     v_full date[];
 BEGIN
     WITH scored AS (
@@ -263,7 +264,7 @@ BEGIN
     SELECT array_agg(DISTINCT o.day) INTO v_full
       FROM (SELECT e.day
               FROM popularity_engine.window_list_entries e
-             WHERE e.day = ANY (days)
+             WHERE e.day = ANY (v_touched_days)
              GROUP BY e.day, e.mode, e.scope
             HAVING count(*) > 4 * popularity_engine.window_list_length()) o;
     IF v_full IS NOT NULL THEN
