@@ -1,6 +1,7 @@
 -- popularity_engine: what lets popular_products answer a time window without summing every
 -- hourly bucket inside it. refresh_popularity keeps, for each UTC day since the window horizon,
---   * popularity_daily: the hourly buckets of the day added up, per product and type;
+--   * popularity_daily: per product, the day's score in every mode, from the hourly buckets of
+--     the day (one row, so that a 30-day window sums at most 31 rows per product);
 --   * window_lists / window_list_entries: per day, mode and scope (all products, or one catalog
 --     category), the day's leading products with their day score, and a bound that no other
 --     product of the scope exceeds.
@@ -18,16 +19,20 @@
 -- catalog.
 
 CREATE TABLE popularity_engine.popularity_daily (
-    product_id       bigint NOT NULL,
-    day              date NOT NULL,
-    interaction_type popularity_engine.interaction_type NOT NULL,
-    events           bigint NOT NULL DEFAULT 0,
-    decay_sum        double precision NOT NULL DEFAULT 0,
-    PRIMARY KEY (product_id, day, interaction_type)
+    product_id      bigint NOT NULL,
+    day             date NOT NULL,
+    trending        double precision NOT NULL,
+    most_viewed     double precision NOT NULL,
+    most_carted     double precision NOT NULL,
+    most_ordered    double precision NOT NULL,
+    most_searched   double precision NOT NULL,
+    overall         double precision NOT NULL,
+    most_wishlisted double precision NOT NULL,
+    PRIMARY KEY (product_id, day)
 );
 CREATE INDEX popularity_daily_day ON popularity_engine.popularity_daily (day);
 COMMENT ON TABLE popularity_engine.popularity_daily IS
-  'Internal: popularity_hourly added up per UTC day, for the days since refresh_state.window_horizon. decay_sum = sum(2^((occurred_at - start of the day) / trending_half_life)).';
+  'Internal: per product and UTC day since refresh_state.window_horizon, the day''s score in every mode that has window lists (a column per mode, see day_score), from popularity_hourly with the weights and half-life of refresh_state.window_signature. trending: the weighted sum of 2^((occurred_at - start of the day) / trending_half_life).';
 
 CREATE TABLE popularity_engine.window_lists (
     day   date NOT NULL,
@@ -143,6 +148,24 @@ $$;
 COMMENT ON FUNCTION popularity_engine.window_list_modes() IS
   'Internal: the popular_products modes that have window lists (every mode whose score is a sum).';
 
+-- A product's score on a day in a mode: the popularity_daily column of that mode.
+-- No SET clause: the planner inlines it into the statements that read the roll-ups.
+CREATE FUNCTION popularity_engine.day_score(
+    d popularity_engine.popularity_daily, mode popularity_engine.popularity_mode)
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE mode
+        WHEN 'trending' THEN d.trending
+        WHEN 'most_viewed' THEN d.most_viewed
+        WHEN 'most_carted' THEN d.most_carted
+        WHEN 'most_ordered' THEN d.most_ordered
+        WHEN 'most_searched' THEN d.most_searched
+        WHEN 'overall' THEN d.overall
+        WHEN 'most_wishlisted' THEN d.most_wishlisted
+    END
+$$;
+COMMENT ON FUNCTION popularity_engine.day_score(popularity_engine.popularity_daily, popularity_engine.popularity_mode) IS
+  'Internal: a popularity_daily row''s score in a mode (trending: decayed to the start of its day); NULL for a mode without window lists.';
+
 -- The lists a product's day scores enter: those of all products ('') and, when the product has
 -- one, those of its catalog category. A category named '' has no lists of its own: a window
 -- with that category sums the buckets.
@@ -156,6 +179,42 @@ COMMENT ON FUNCTION popularity_engine.window_scopes(text) IS
 
 -- Maintenance (refresh_popularity) -----------------------------------------------------------
 
+-- Recomputes the popularity_daily rows of some (product, day) pairs (product_ids[i], days[i])
+-- from their hourly buckets. Replacing a row rather than adding a delta to it keeps every
+-- roll-up equal to the sum of its hours, whatever the refreshes before did.
+CREATE FUNCTION popularity_engine.recompute_daily(
+    product_ids bigint[], days date[], half_life_seconds double precision)
+RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $fn$
+    INSERT INTO popularity_engine.popularity_daily AS d
+           (product_id, day, trending, most_viewed, most_carted, most_ordered, most_searched, overall, most_wishlisted)
+    SELECT p.product_id, p.day,
+           sum(popularity_engine.bucket_score('trending', w.counter, w.popularity_weight, h.events, b.decay_sum)),
+           sum(popularity_engine.bucket_score('most_viewed', w.counter, w.popularity_weight, h.events, b.decay_sum)),
+           sum(popularity_engine.bucket_score('most_carted', w.counter, w.popularity_weight, h.events, b.decay_sum)),
+           sum(popularity_engine.bucket_score('most_ordered', w.counter, w.popularity_weight, h.events, b.decay_sum)),
+           sum(popularity_engine.bucket_score('most_searched', w.counter, w.popularity_weight, h.events, b.decay_sum)),
+           sum(popularity_engine.bucket_score('overall', w.counter, w.popularity_weight, h.events, b.decay_sum)),
+           sum(popularity_engine.bucket_score('most_wishlisted', w.counter, w.popularity_weight, h.events, b.decay_sum))
+      FROM (SELECT DISTINCT x.product_id, x.day
+              FROM unnest(recompute_daily.product_ids, recompute_daily.days) AS x(product_id, day)) p
+      JOIN popularity_engine.popularity_hourly h
+        ON h.product_id = p.product_id
+       AND h.bucket_hour >= popularity_engine.utc_day_start(p.day)
+       AND h.bucket_hour < popularity_engine.utc_day_start(p.day + 1)
+      JOIN popularity_engine.interaction_weights w ON w.interaction_type = h.interaction_type
+     CROSS JOIN LATERAL (SELECT h.decay_sum * popularity_engine.decay_factor(
+                                    h.bucket_hour, popularity_engine.utc_day_start(p.day),
+                                    recompute_daily.half_life_seconds) AS decay_sum) b
+     GROUP BY 1, 2
+    ON CONFLICT (product_id, day) DO UPDATE
+       SET (trending, most_viewed, most_carted, most_ordered, most_searched, overall, most_wishlisted)
+         = (excluded.trending, excluded.most_viewed, excluded.most_carted, excluded.most_ordered,
+            excluded.most_searched, excluded.overall, excluded.most_wishlisted)
+$fn$;
+COMMENT ON FUNCTION popularity_engine.recompute_daily(bigint[], date[], double precision) IS
+  'Internal: recomputes the popularity_daily rows of the given (product, day) pairs from popularity_hourly.';
+
 -- Rebuilds the lists of the given days from popularity_daily: the first window_list_length()
 -- products of each day, mode and scope, and the next one's score as the bound.
 CREATE FUNCTION popularity_engine.rebuild_window_day_lists(days date[]) RETURNS void
@@ -164,14 +223,10 @@ BEGIN
     DELETE FROM popularity_engine.window_list_entries e WHERE e.day = ANY (days);
     DELETE FROM popularity_engine.window_lists l WHERE l.day = ANY (days);
     WITH scored AS (
-        SELECT d.day, m.mode, d.product_id,
-               sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight,
-                                                  d.events, d.decay_sum)) AS score
+        SELECT d.day, m.mode, d.product_id, popularity_engine.day_score(d, m.mode) AS score
           FROM popularity_engine.popularity_daily d
-          JOIN popularity_engine.interaction_weights w ON w.interaction_type = d.interaction_type
          CROSS JOIN unnest(popularity_engine.window_list_modes()) AS m(mode)
-         WHERE d.day = ANY (days)
-         GROUP BY 1, 2, 3),
+         WHERE d.day = ANY (days)),
     ranked AS (
         SELECT s.day, s.mode, sc.scope, s.product_id, s.score,
                row_number() OVER (PARTITION BY s.day, s.mode, sc.scope
@@ -199,6 +254,8 @@ CREATE FUNCTION popularity_engine.rebuild_window_lists(horizon date, half_life_s
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
+    v_products bigint[];
+    v_days date[];
     v_day date;
 BEGIN
     -- before the catalog is read: a move committed later stays noted
@@ -206,14 +263,13 @@ BEGIN
     DELETE FROM popularity_engine.window_list_entries;
     DELETE FROM popularity_engine.window_lists;
     DELETE FROM popularity_engine.popularity_daily;
-    INSERT INTO popularity_engine.popularity_daily (product_id, day, interaction_type, events, decay_sum)
-    SELECT h.product_id, popularity_engine.utc_day(h.bucket_hour), h.interaction_type, sum(h.events),
-           sum(h.decay_sum * popularity_engine.decay_factor(
-                   h.bucket_hour, popularity_engine.utc_day_start(popularity_engine.utc_day(h.bucket_hour)),
-                   half_life_seconds))
-      FROM popularity_engine.popularity_hourly h
-     WHERE h.bucket_hour >= popularity_engine.utc_day_start(horizon)
-     GROUP BY 1, 2, 3;
+    SELECT array_agg(p.product_id), array_agg(p.day) INTO v_products, v_days
+      FROM (SELECT DISTINCT h.product_id, popularity_engine.utc_day(h.bucket_hour) AS day
+              FROM popularity_engine.popularity_hourly h
+             WHERE h.bucket_hour >= popularity_engine.utc_day_start(horizon)) p;
+    IF v_products IS NOT NULL THEN
+        PERFORM popularity_engine.recompute_daily(v_products, v_days, half_life_seconds);
+    END IF;
     -- a day at a time: the ranking sorts one day's products, not a month's
     FOR v_day IN SELECT DISTINCT d.day FROM popularity_engine.popularity_daily d ORDER BY 1 LOOP
         PERFORM popularity_engine.rebuild_window_day_lists(ARRAY[v_day]);
@@ -235,16 +291,11 @@ DECLARE
     v_full date[];
 BEGIN
     WITH scored AS (
-        SELECT t.day, m.mode, t.product_id,
-               sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight,
-                                                  d.events, d.decay_sum)) AS score
+        SELECT d.day, m.mode, d.product_id, popularity_engine.day_score(d, m.mode) AS score
           FROM (SELECT DISTINCT x.product_id, x.day FROM unnest(product_ids, days) AS x(product_id, day)) t
           JOIN popularity_engine.popularity_daily d ON d.product_id = t.product_id AND d.day = t.day
-          JOIN popularity_engine.interaction_weights w ON w.interaction_type = d.interaction_type
          CROSS JOIN unnest(popularity_engine.window_list_modes()) AS m(mode)
-         GROUP BY 1, 2, 3
-        HAVING sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight,
-                                                  d.events, d.decay_sum)) > 0),
+         WHERE popularity_engine.day_score(d, m.mode) > 0),
     scoped AS (
         SELECT s.day, s.mode, sc.scope, s.product_id, s.score
           FROM scored s
@@ -275,7 +326,8 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.add_to_window_lists(bigint[], date[]) IS
   'Internal: enters the day scores of the given (product, day) pairs into the window lists of their scopes.';
 
--- Adds the refresh's delta to the daily roll-ups, then the touched day scores to the lists.
+-- The product-days the refresh's delta touched: their roll-ups recomputed from the hourly buckets
+-- (final by now), then their day scores entered into the lists.
 CREATE FUNCTION popularity_engine.add_delta_to_window_lists(horizon date, half_life_seconds double precision)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
@@ -283,29 +335,18 @@ DECLARE
     v_products bigint[];
     v_days date[];
 BEGIN
-    INSERT INTO popularity_engine.popularity_daily AS d (product_id, day, interaction_type, events, decay_sum)
-    SELECT x.product_id, x.day, x.interaction_type::popularity_engine.interaction_type, count(*),
-           sum(popularity_engine.decay_factor(x.occurred_at, popularity_engine.utc_day_start(x.day),
-                                              half_life_seconds))
-      FROM (SELECT dl.product_id, popularity_engine.utc_day(dl.occurred_at) AS day, dl.interaction_type,
-                   dl.occurred_at
-              FROM pg_temp.pe_delta dl WHERE dl.counted) x
-     WHERE x.day >= horizon
-     GROUP BY 1, 2, 3
-    ON CONFLICT (product_id, day, interaction_type) DO UPDATE
-       SET events = d.events + excluded.events, decay_sum = d.decay_sum + excluded.decay_sum;
-
     SELECT array_agg(t.product_id), array_agg(t.day) INTO v_products, v_days
       FROM (SELECT DISTINCT dl.product_id, popularity_engine.utc_day(dl.occurred_at) AS day
               FROM pg_temp.pe_delta dl
              WHERE dl.counted AND popularity_engine.utc_day(dl.occurred_at) >= horizon) t;
     IF v_products IS NOT NULL THEN
+        PERFORM popularity_engine.recompute_daily(v_products, v_days, half_life_seconds);
         PERFORM popularity_engine.add_to_window_lists(v_products, v_days);
     END IF;
 END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.add_delta_to_window_lists(date, double precision) IS
-  'Internal: adds the delta of refresh_popularity to popularity_daily and the window lists of the days since horizon.';
+  'Internal: recomputes the popularity_daily rows the delta of refresh_popularity touched (days since horizon) and enters them into the window lists.';
 
 -- Products noted in window_category_moves get their day scores entered into their category's
 -- lists, every day since horizon; the notes read are removed (a move committed meanwhile stays
@@ -450,12 +491,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
         SELECT popularity_engine.first_whole_day(since) AS first_whole,
                popularity_engine.utc_day(window_end) AS today)
     SELECT c.product_id,
-           coalesce((SELECT sum(popularity_engine.bucket_score(mode, w.counter, w.popularity_weight, d.events, d.decay_sum)
+           coalesce((SELECT sum(popularity_engine.day_score(d, mode)
                                 * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
                                            popularity_engine.utc_day_start(d.day), window_end, half_life_seconds)
                                        ELSE 1 END)
                        FROM popularity_engine.popularity_daily d
-                       JOIN popularity_engine.interaction_weights w ON w.interaction_type = d.interaction_type
                       WHERE d.product_id = c.product_id AND d.day >= b.first_whole AND d.day < b.today), 0)
          + coalesce((SELECT sum(popularity_engine.bucket_score(mode, w.counter, w.popularity_weight, h.events, h.decay_sum)
                                 * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(

@@ -75,16 +75,20 @@ COMMENT ON COLUMN popularity_engine.refresh_state.window_signature IS
   'window_signature() of the weights and half-life the window lists were computed with.';
 CREATE INDEX popularity_hourly_product ON popularity_engine.popularity_hourly (product_id, bucket_hour);
 CREATE TABLE popularity_engine.popularity_daily (
-    product_id       bigint NOT NULL,
-    day              date NOT NULL,
-    interaction_type popularity_engine.interaction_type NOT NULL,
-    events           bigint NOT NULL DEFAULT 0,
-    decay_sum        double precision NOT NULL DEFAULT 0,
-    PRIMARY KEY (product_id, day, interaction_type)
+    product_id      bigint NOT NULL,
+    day             date NOT NULL,
+    trending        double precision NOT NULL,
+    most_viewed     double precision NOT NULL,
+    most_carted     double precision NOT NULL,
+    most_ordered    double precision NOT NULL,
+    most_searched   double precision NOT NULL,
+    overall         double precision NOT NULL,
+    most_wishlisted double precision NOT NULL,
+    PRIMARY KEY (product_id, day)
 );
 CREATE INDEX popularity_daily_day ON popularity_engine.popularity_daily (day);
 COMMENT ON TABLE popularity_engine.popularity_daily IS
-  'Internal: popularity_hourly added up per UTC day, for the days since refresh_state.window_horizon. decay_sum = sum(2^((occurred_at - start of the day) / trending_half_life)).';
+  'Internal: per product and UTC day since refresh_state.window_horizon, the day''s score in every mode that has window lists (a column per mode, see day_score), from popularity_hourly with the weights and half-life of refresh_state.window_signature. trending: the weighted sum of 2^((occurred_at - start of the day) / trending_half_life).';
 
 CREATE TABLE popularity_engine.window_lists (
     day   date NOT NULL,

@@ -76,26 +76,28 @@ $$;
 -- list's bound (members' scores are exact).
 CREATE FUNCTION pg_temp.broken_invariants() RETURNS TABLE (what text, n bigint)
 LANGUAGE sql AS $$
-    WITH h AS (SELECT product_id, popularity_engine.utc_day(bucket_hour) AS day, interaction_type,
-                      sum(events) AS events
-                 FROM popularity_engine.popularity_hourly
-                WHERE bucket_hour >= popularity_engine.utc_day_start(
-                          (SELECT window_horizon FROM popularity_engine.refresh_state))
-                GROUP BY 1, 2, 3),
-    scores AS (SELECT d.day, m.mode, d.product_id,
-                      sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight,
-                                                         d.events, d.decay_sum)) AS score
-                 FROM popularity_engine.popularity_daily d
+    WITH h AS (SELECT h.product_id, popularity_engine.utc_day(h.bucket_hour) AS day, m.mode,
+                      sum(popularity_engine.bucket_score(m.mode, w.counter, w.popularity_weight, h.events,
+                          h.decay_sum * popularity_engine.decay_factor(
+                              h.bucket_hour, popularity_engine.utc_day_start(popularity_engine.utc_day(h.bucket_hour)),
+                              popularity_engine.trending_half_life_seconds()))) AS score
+                 FROM popularity_engine.popularity_hourly h
                  JOIN popularity_engine.interaction_weights w USING (interaction_type)
                 CROSS JOIN unnest(popularity_engine.window_list_modes()) AS m(mode)
+                WHERE h.bucket_hour >= popularity_engine.utc_day_start(
+                          (SELECT window_horizon FROM popularity_engine.refresh_state))
                 GROUP BY 1, 2, 3),
+    scores AS (SELECT d.day, m.mode, d.product_id, popularity_engine.day_score(d, m.mode) AS score
+                 FROM popularity_engine.popularity_daily d
+                CROSS JOIN unnest(popularity_engine.window_list_modes()) AS m(mode)),
     scoped AS (SELECT s.*, sc.scope
                  FROM scores s
                  LEFT JOIN popularity_engine.catalog c USING (product_id)
-                CROSS JOIN unnest(popularity_engine.window_scopes(c.category)) AS sc(scope))
+                CROSS JOIN unnest(popularity_engine.window_scopes(c.category)) AS sc(scope)
+                WHERE s.score > 0)
     SELECT 'daily roll-up differs from its hours', count(*)
-      FROM h FULL JOIN popularity_engine.popularity_daily d USING (product_id, day, interaction_type)
-     WHERE h.events IS DISTINCT FROM d.events
+      FROM h FULL JOIN scores d USING (product_id, day, mode)
+     WHERE h.score IS NULL OR d.score IS NULL OR abs(h.score - d.score) > 1e-9 * greatest(1, h.score)
     UNION ALL
     SELECT 'product above its list''s bound', count(*)
       FROM scoped s LEFT JOIN popularity_engine.window_lists l USING (day, mode, scope)
