@@ -479,37 +479,56 @@ COMMENT ON TRIGGER catalog_updates_note_category_moves ON popularity_engine.cata
 
 -- Reading (popular_products) -----------------------------------------------------------------
 
--- The exact window scores of some products: whole days from popularity_daily, the hours before
--- the first whole day and those of the current day from popularity_hourly. Trending scores are
--- decayed to window_end.
+-- The exact window scores of some products. Whole days come from popularity_daily, the hours at
+-- the edges from popularity_hourly: each hour inside the window and not covered by the days read
+-- is added, each covered hour outside the window is subtracted. The days read start on the
+-- window's first day when fewer of its hours lie before the window than inside it (a 30-day window
+-- opened at 04:00 reads that day's row and subtracts four hours instead of adding twenty), and
+-- end today, whose hours after window_end (events up to five minutes ahead) are subtracted.
+-- Trending scores are decayed to window_end.
 CREATE FUNCTION popularity_engine.window_scores(
     mode popularity_engine.popularity_mode, since timestamptz, window_end timestamptz,
     half_life_seconds double precision, products bigint[])
 RETURNS TABLE (product_id bigint, score double precision)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
-    WITH bounds AS (
-        SELECT popularity_engine.first_whole_day(since) AS first_whole,
-               popularity_engine.utc_day(window_end) AS today)
-    SELECT c.product_id,
-           coalesce((SELECT sum(popularity_engine.day_score(d, mode)
-                                * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
-                                           popularity_engine.utc_day_start(d.day), window_end, half_life_seconds)
-                                       ELSE 1 END)
-                       FROM popularity_engine.popularity_daily d
-                      WHERE d.product_id = c.product_id AND d.day >= b.first_whole AND d.day < b.today), 0)
-         + coalesce((SELECT sum(popularity_engine.bucket_score(mode, w.counter, w.popularity_weight, h.events, h.decay_sum)
-                                * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
-                                           h.bucket_hour, window_end, half_life_seconds)
-                                       ELSE 1 END)
-                       FROM popularity_engine.popularity_hourly h
-                       JOIN popularity_engine.interaction_weights w ON w.interaction_type = h.interaction_type
-                      WHERE h.product_id = c.product_id
-                        AND ((h.bucket_hour >= since
-                              AND h.bucket_hour < least(popularity_engine.utc_day_start(b.first_whole),
-                                                        popularity_engine.utc_day_start(b.today)))
-                          OR (h.bucket_hour >= greatest(since, popularity_engine.utc_day_start(b.today))
-                              AND h.bucket_hour <= window_end))), 0)
-      FROM (SELECT DISTINCT p AS product_id FROM unnest(products) AS p) c CROSS JOIN bounds b
+    WITH edges AS (
+        SELECT f.first_day, f.today,
+               CASE WHEN since - popularity_engine.utc_day_start(f.first_day)
+                         < least(popularity_engine.utc_day_start(f.first_day + 1), window_end) - since
+                    THEN f.first_day ELSE f.first_day + 1 END AS from_day
+          FROM (SELECT popularity_engine.utc_day(since) AS first_day,
+                       popularity_engine.utc_day(window_end) AS today) f),
+    bounds AS (
+        SELECT e.from_day, e.today, popularity_engine.utc_day_start(e.from_day) AS covered_from,
+               popularity_engine.utc_day_start(e.today + 1) AS covered_to
+          FROM edges e),
+    -- materialized: the result reads each part twice, which must not run its subquery twice
+    parts AS MATERIALIZED (
+        SELECT c.product_id,
+               coalesce((SELECT sum(popularity_engine.day_score(d, mode)
+                                    * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
+                                               popularity_engine.utc_day_start(d.day), window_end, half_life_seconds)
+                                           ELSE 1 END)
+                           FROM popularity_engine.popularity_daily d
+                          WHERE d.product_id = c.product_id AND d.day >= b.from_day AND d.day <= b.today), 0) AS days,
+               coalesce((SELECT sum(popularity_engine.bucket_score(mode, w.counter, w.popularity_weight, h.events, h.decay_sum)
+                                    * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
+                                               h.bucket_hour, window_end, half_life_seconds)
+                                           ELSE 1 END
+                                    * ((h.bucket_hour >= since AND h.bucket_hour <= window_end)::integer
+                                       - (h.bucket_hour >= b.covered_from AND h.bucket_hour < b.covered_to)::integer))
+                           FROM popularity_engine.popularity_hourly h
+                           JOIN popularity_engine.interaction_weights w ON w.interaction_type = h.interaction_type
+                          WHERE h.product_id = c.product_id
+                            AND ((h.bucket_hour >= least(since, b.covered_from)
+                                  AND h.bucket_hour < greatest(since, b.covered_from))
+                              OR (h.bucket_hour > window_end AND h.bucket_hour < b.covered_to))), 0) AS hours
+          FROM (SELECT DISTINCT p AS product_id FROM unnest(products) AS p) c CROSS JOIN bounds b)
+    -- what subtracting the uncounted hours leaves of a sum of positive terms is positive or zero:
+    -- a residue of rounding is zero
+    SELECT p.product_id,
+           CASE WHEN p.days + p.hours > 1e-12 * p.days THEN p.days + p.hours ELSE 0 END
+      FROM parts p
 $fn$;
 COMMENT ON FUNCTION popularity_engine.window_scores(popularity_engine.popularity_mode, timestamptz, timestamptz, double precision, bigint[]) IS
   'Internal: exact popular_products scores of the given products over the buckets from since to window_end.';
