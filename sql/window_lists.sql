@@ -533,6 +533,59 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.window_scores(popularity_engine.popularity_mode, timestamptz, timestamptz, double precision, bigint[]) IS
   'Internal: exact popular_products scores of the given products over the buckets from since to window_end.';
 
+-- One reading of a window's lists at a depth: the threshold (what a product of the scope outside
+-- the first `depth` places of every list can score at most), whether a list goes deeper, and the
+-- candidates: the products in the first `depth` places of a list and those that joined the
+-- category since their day scores entered the lists; of a category, only those the catalog has
+-- in it now. A listed product's own bound is the threshold plus what its listed day scores add
+-- above their lists' next score (list scores are exact); a product whose bound is below
+-- `nth_known`, a score that n products are known to reach, cannot be in the top n and is left out.
+CREATE FUNCTION popularity_engine.read_window_lists(
+    mode popularity_engine.popularity_mode, category text, first_day date, last_day date,
+    window_end timestamptz, half_life_seconds double precision, depth integer,
+    nth_known double precision,
+    OUT threshold double precision, OUT deeper boolean, OUT candidates bigint[])
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    WITH lists AS MATERIALIZED (
+        SELECT l.day, l.mode, l.scope, greatest(l.bound, coalesce(nx.score, 0)) AS next,
+               nx.score IS NOT NULL AS goes_deeper,
+               CASE WHEN l.mode = 'trending' THEN popularity_engine.decay_factor(
+                        popularity_engine.utc_day_start(l.day), read_window_lists.window_end,
+                        read_window_lists.half_life_seconds) ELSE 1 END AS factor
+          FROM popularity_engine.window_lists l
+          LEFT JOIN LATERAL (SELECT e.score FROM popularity_engine.window_list_entries e
+                              WHERE e.day = l.day AND e.mode = l.mode AND e.scope = l.scope
+                              ORDER BY e.score DESC, e.product_id
+                             OFFSET read_window_lists.depth LIMIT 1) nx ON true
+         WHERE l.mode = read_window_lists.mode AND l.scope = coalesce(read_window_lists.category, '')
+           AND l.day BETWEEN read_window_lists.first_day AND read_window_lists.last_day),
+    totals AS (
+        SELECT coalesce(sum(t.next * t.factor), 0) AS threshold,
+               coalesce(bool_or(t.goes_deeper), false) AS goes_deeper
+          FROM lists t),
+    listed AS (
+        SELECT e.product_id, sum((e.score - l.next) * l.factor) AS above
+          FROM lists l
+         CROSS JOIN LATERAL (SELECT e.product_id, e.score FROM popularity_engine.window_list_entries e
+                              WHERE e.day = l.day AND e.mode = l.mode AND e.scope = l.scope
+                              ORDER BY e.score DESC, e.product_id LIMIT read_window_lists.depth) e
+         GROUP BY e.product_id)
+    SELECT t.threshold, t.goes_deeper,
+           ARRAY(SELECT c.product_id
+                   FROM (SELECT x.product_id FROM listed x
+                          WHERE read_window_lists.nth_known IS NULL
+                             OR t.threshold + x.above >= read_window_lists.nth_known * (1 - 1e-9)
+                         UNION
+                         SELECT m.product_id FROM popularity_engine.window_category_moves m
+                          WHERE m.category = read_window_lists.category) c
+                  WHERE read_window_lists.category IS NULL
+                     OR EXISTS (SELECT 1 FROM popularity_engine.catalog k
+                                 WHERE k.product_id = c.product_id AND k.category = read_window_lists.category))
+      FROM totals t
+$fn$;
+COMMENT ON FUNCTION popularity_engine.read_window_lists(popularity_engine.popularity_mode, text, date, date, timestamptz, double precision, integer, double precision) IS
+  'Internal: one reading of a window''s lists at a depth for popular_from_lists: the threshold, whether a list goes deeper, and the candidates that can still be in the top n.';
+
 -- The top n of a window, of all products or of one category, read from the lists, or NULLs
 -- when the lists cannot prove the answer (no lists for the window's days, other weights, a
 -- category named '', or a bound not beaten): the caller then sums the buckets. `since` is an
@@ -547,12 +600,10 @@ DECLARE
     v_h double precision := popularity_engine.trending_half_life_seconds();
     v_first date := popularity_engine.utc_day(since);
     v_today date := popularity_engine.utc_day(v_now);
-    v_scope text := coalesce(category, '');
     v_depth integer := greatest(2 * n, 20);
     v_state record;
-    v_threshold double precision;
-    v_deeper boolean;
-    v_candidates bigint[];
+    v_read record;
+    v_nth_known double precision;
 BEGIN
     SELECT r.window_horizon, r.window_signature INTO v_state FROM popularity_engine.refresh_state r;
     IF v_state.window_horizon IS NULL OR v_first < v_state.window_horizon OR since > v_now
@@ -562,49 +613,28 @@ BEGIN
         RETURN;
     END IF;
     LOOP
-        -- What a product of the scope outside the first v_depth places of every list can score
-        -- at most.
-        SELECT coalesce(sum(greatest(l.bound, coalesce(nx.score, 0))
-                            * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
-                                       popularity_engine.utc_day_start(l.day), v_now, v_h) ELSE 1 END), 0),
-               coalesce(bool_or(nx.score IS NOT NULL), false)
-          INTO v_threshold, v_deeper
-          FROM popularity_engine.window_lists l
-          LEFT JOIN LATERAL (SELECT e.score FROM popularity_engine.window_list_entries e
-                              WHERE e.day = l.day AND e.mode = l.mode AND e.scope = l.scope
-                              ORDER BY e.score DESC, e.product_id OFFSET v_depth LIMIT 1) nx ON true
-         WHERE l.mode = mode AND l.scope = v_scope AND l.day BETWEEN v_first AND v_today;
-        -- the listed products, and the products that joined the category since their day scores
-        -- entered the lists; of a category, only those the catalog has in it now
-        SELECT array_agg(t.product_id) INTO v_candidates
-          FROM (SELECT e.product_id
-                  FROM popularity_engine.window_lists l
-                 CROSS JOIN LATERAL (SELECT e.product_id FROM popularity_engine.window_list_entries e
-                                      WHERE e.day = l.day AND e.mode = l.mode AND e.scope = l.scope
-                                      ORDER BY e.score DESC, e.product_id LIMIT v_depth) e
-                 WHERE l.mode = mode AND l.scope = v_scope AND l.day BETWEEN v_first AND v_today
-                UNION
-                SELECT m.product_id FROM popularity_engine.window_category_moves m
-                 WHERE m.category = category) t
-         WHERE category IS NULL
-            OR EXISTS (SELECT 1 FROM popularity_engine.catalog c
-                        WHERE c.product_id = t.product_id AND c.category = category);
+        SELECT * INTO v_read FROM popularity_engine.read_window_lists(
+            mode, category, v_first, v_today, v_now, v_h, v_depth, v_nth_known);
         SELECT array_agg(s.product_id ORDER BY s.score DESC, s.product_id),
                array_agg(s.score ORDER BY s.score DESC, s.product_id)
           INTO product_ids, scores
-          FROM (SELECT * FROM popularity_engine.window_scores(mode, since, v_now, v_h, v_candidates) x
+          FROM (SELECT * FROM popularity_engine.window_scores(mode, since, v_now, v_h, v_read.candidates) x
                  WHERE x.score > 0 ORDER BY x.score DESC, x.product_id LIMIT n) s;
         -- Sums of the same terms in another order may differ in the last bits: a margin.
-        IF v_threshold <= 0
-           OR (cardinality(product_ids) = n AND scores[n] > v_threshold * (1 + 1e-9)) THEN
+        IF v_read.threshold <= 0
+           OR (cardinality(product_ids) = n AND scores[n] > v_read.threshold * (1 + 1e-9)) THEN
             product_ids := coalesce(product_ids, '{}');
             scores := coalesce(scores, '{}');
             RETURN;
         END IF;
-        IF NOT v_deeper THEN
+        IF NOT v_read.deeper THEN
             product_ids := NULL;
             scores := NULL;
             RETURN;
+        END IF;
+        -- the n found reach scores[n]: a deeper reading need not sum a product that cannot
+        IF cardinality(product_ids) = n THEN
+            v_nth_known := scores[n];
         END IF;
         v_depth := v_depth * 4;
     END LOOP;
