@@ -359,9 +359,8 @@ DECLARE
 BEGIN
     WITH placed AS (DELETE FROM popularity_engine.window_category_moves m RETURNING m.product_id)
     SELECT array_agg(d.product_id), array_agg(d.day) INTO v_products, v_days
-      FROM (SELECT DISTINCT dd.product_id, dd.day
-              FROM popularity_engine.popularity_daily dd
-             WHERE dd.product_id IN (SELECT p.product_id FROM placed p) AND dd.day >= horizon) d;
+      FROM popularity_engine.popularity_daily d
+     WHERE d.product_id IN (SELECT p.product_id FROM placed p) AND d.day >= horizon;
     IF v_products IS NOT NULL THEN
         PERFORM popularity_engine.add_to_window_lists(v_products, v_days);
     END IF;
