@@ -2,25 +2,34 @@
 -- user_profile(). recommend() and rank_products() are in Rust (src/ranking.rs).
 
 -- The larger of the aggregated all-time count and the rows in the log (counted up to `up_to`):
--- current before the next refresh, and cheap for a user with a long history.
+-- current before the next refresh, and cheap for a user with a long history. PL/pgSQL rather
+-- than SQL: a SQL function with a SET clause is planned again on every call, and planning the
+-- count over every weekly partition of the log cost more than running it; PL/pgSQL keeps the
+-- plan for the session.
 CREATE FUNCTION popularity_engine.user_interaction_count(user_id bigint, up_to bigint DEFAULT 10000)
 RETURNS bigint
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-    SELECT greatest(
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    RETURN greatest(
         coalesce((SELECT p.interaction_count FROM popularity_engine.user_profiles p
                    WHERE p.user_id = user_interaction_count.user_id), 0),
         (SELECT count(*) FROM (SELECT 1 FROM popularity_engine.product_interactions i
                                 WHERE i.user_id = user_interaction_count.user_id
-                                  AND i.product_id IS NOT NULL LIMIT up_to) AS live))
+                                  AND i.product_id IS NOT NULL LIMIT user_interaction_count.up_to) AS live));
+END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.user_interaction_count(bigint, bigint) IS
   'How many interactions with a product a user has: the larger of the aggregated all-time count (user_profiles) and the rows in the log (counted up to up_to), so it is current before the next refresh.';
 
--- The one cold-start rule, used by user_profile() and by recommend()/rank_products().
+-- The one cold-start rule, used by user_profile() and by recommend()/rank_products(); PL/pgSQL
+-- for the same reason as user_interaction_count.
 CREATE FUNCTION popularity_engine.is_cold_start(user_id bigint) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-    SELECT popularity_engine.user_interaction_count(user_id, popularity_engine.cold_start_threshold())
-           < popularity_engine.cold_start_threshold()
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_threshold integer := popularity_engine.cold_start_threshold();
+BEGIN
+    RETURN popularity_engine.user_interaction_count(is_cold_start.user_id, v_threshold) < v_threshold;
+END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.is_cold_start(bigint) IS
   'Whether a user gets the cold-start list: fewer interactions with a product than the cold_start_threshold setting.';
