@@ -226,6 +226,8 @@ declare -A NAIVE=(
 )
 # the slowest windowed case, by p50 and by p99, for the summary
 win_p50=0; win_p99=0; win_p50_case=""; win_p99_case=""
+# and the slowest p50 of the modes whose score is a sum (every mode but top_rated, an average)
+sum_p50=0; sum_p50_case=""
 for mode in overall trending most_viewed most_carted most_ordered most_searched most_wishlisted top_rated; do
   for window in none "1 hour" "1 day" "7 days" "30 days"; do
     for category in none "$CATEGORY"; do
@@ -240,6 +242,7 @@ for mode in overall trending most_viewed most_carted most_ordered most_searched 
         p50=${e%% |*}; p99=${e##*| }
         if [ "$(echo "$p50 > $win_p50" | bc -l)" = 1 ]; then win_p50=$p50; win_p50_case="$mode, $window, category $category"; fi
         if [ "$(echo "$p99 > $win_p99" | bc -l)" = 1 ]; then win_p99=$p99; win_p99_case="$mode, $window, category $category"; fi
+        if [ "$mode" != top_rated ] && [ "$(echo "$p50 > $sum_p50" | bc -l)" = 1 ]; then sum_p50=$p50; sum_p50_case="$mode, $window, category $category"; fi
       fi
       n="–"
       if [ "$category" = none ]; then
@@ -349,7 +352,7 @@ batch_ratio=$(ratio "$ct" "$bt")
   echo "| incremental refresh (1 % new) ≥ 50 × faster than full recomputation | $(fmt "$full_ratio" 1) × at $FINAL_EVENTS events | $(met "$full_ratio >= 50") |"
   echo "| refresh with nothing new: a few ms | $(fmt "$nothing" 1) ms in a session, $(fmt "$nothing_cold" 1) ms in a new connection, at $FINAL_EVENTS events | in a session: $(met "$nothing <= 10"); new connection: $(met "$nothing_cold <= 10") |"
   echo "| popular_products p50 ≤ 1 ms (no window) | $pp_p50 ms | $(met "$pp_p50 <= 1") |"
-  echo "| popular_products with a window (every mode, 1 hour to 30 days, with and without a category): p50 ≤ 20 ms, p99 ≤ 50 ms | slowest p50 $win_p50 ms ($win_p50_case); slowest p99 $win_p99 ms ($win_p99_case) | $(met "$win_p50 <= 20 && $win_p99 <= 50") |"
+  echo "| popular_products with a window (every mode, 1 hour to 30 days, with and without a category): p50 ≤ 20 ms, p99 ≤ 50 ms | slowest p50 $win_p50 ms ($win_p50_case); slowest p99 $win_p99 ms ($win_p99_case); every mode but top_rated: slowest p50 $sum_p50 ms ($sum_p50_case) | $(met "$win_p50 <= 20 && $win_p99 <= 50") |"
   echo "| recommend p50 ≤ 10 ms, p99 ≤ 30 ms (warm users) | first call $rec_first_p50 / $rec_first_p99 ms; again $rec_p50 / $rec_p99 ms | first call: $(met "$rec_first_p50 <= 10 && $rec_first_p99 <= 30"); again: $(met "$rec_p50 <= 10 && $rec_p99 <= 30") |"
   echo
   echo "The targets are stated for 1 M products, 100 k users and 10 M events (scale \`full\`); at other scales the table shows the same measurements on less data."
