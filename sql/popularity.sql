@@ -111,10 +111,10 @@ CREATE TABLE popularity_engine.popularity_hourly (
 -- A product's buckets in time order: the exact window sums of the few candidates the window
 -- lists name.
 CREATE INDEX popularity_hourly_product ON popularity_engine.popularity_hourly (product_id, bucket_hour);
--- One type's buckets in time order, with what a window sum reads: a mode that counts one kind of
--- event sums only its buckets (top_rated, which has no window lists, reads its reviews alone).
-CREATE INDEX popularity_hourly_type ON popularity_engine.popularity_hourly (interaction_type, bucket_hour)
-    INCLUDE (product_id, events, value_sum);
+-- One type's buckets in time order: a mode that counts one kind of event sums only its buckets
+-- (top_rated, which has no window lists, reads its reviews alone). No INCLUDE of the counts: an
+-- index holding them would make every bucket update a non-HOT one.
+CREATE INDEX popularity_hourly_type ON popularity_engine.popularity_hourly (interaction_type, bucket_hour);
 COMMENT ON TABLE popularity_engine.popularity_hourly IS
   'Events per product, hour and type (wishlist: adds only), for popular_products(time_window => ...). decay_sum = sum(2^((occurred_at - bucket_hour) / trending_half_life)).';
 

@@ -74,8 +74,7 @@ COMMENT ON COLUMN popularity_engine.refresh_state.window_horizon IS
 COMMENT ON COLUMN popularity_engine.refresh_state.window_signature IS
   'window_signature() of the weights and half-life the window lists were computed with.';
 CREATE INDEX popularity_hourly_product ON popularity_engine.popularity_hourly (product_id, bucket_hour);
-CREATE INDEX popularity_hourly_type ON popularity_engine.popularity_hourly (interaction_type, bucket_hour)
-    INCLUDE (product_id, events, value_sum);
+CREATE INDEX popularity_hourly_type ON popularity_engine.popularity_hourly (interaction_type, bucket_hour);
 CREATE TABLE popularity_engine.popularity_daily (
     product_id      bigint NOT NULL,
     day             date NOT NULL,
