@@ -15,9 +15,9 @@ cd "$(dirname "$0")/.."
 
 SCALE=${1:-small}
 case "$SCALE" in
-  smoke) PRODUCTS=2000;    USERS=500;    STAGES="20000 40000 60000";       DURATION=2;  SAMPLES=20 ;;
-  small) PRODUCTS=20000;   USERS=5000;   STAGES="60000 120000 200000";     DURATION=5;  SAMPLES=100 ;;
-  full)  PRODUCTS=1000000; USERS=100000; STAGES="1000000 3000000 10000000"; DURATION=15; SAMPLES=50 ;;
+  smoke) PRODUCTS=2000;    USERS=500;    STAGES="20000 40000 60000";       DURATION=2;  SAMPLES=20;  PORT=28836 ;;
+  small) PRODUCTS=20000;   USERS=5000;   STAGES="60000 120000 200000";     DURATION=5;  SAMPLES=100; PORT=28835 ;;
+  full)  PRODUCTS=1000000; USERS=100000; STAGES="1000000 3000000 10000000"; DURATION=15; SAMPLES=50;  PORT=28830 ;;
   *) echo "usage: $0 [smoke|small|full]" >&2; exit 2 ;;
 esac
 DAYS=90
@@ -29,7 +29,8 @@ RESULTS=$OUT/RESULTS.md
 DATA=/tmp/popularity_engine/bench-work
 mkdir -p "$DATA" && chmod 1777 /tmp/popularity_engine "$DATA"
 
-export PE_PORT=${BENCH_PORT:-28830}
+# a cluster per scale: a smoke run must not replace the data a full run left for profiling
+export PE_PORT=${BENCH_PORT:-$PORT}
 export PE_DATA=/tmp/popularity_engine/bench-cluster-$PE_PORT
 export PE_DB=pe_bench
 export PE_CONF="shared_buffers = 2GB
