@@ -75,11 +75,7 @@ SET plan_cache_mode = force_custom_plan AS $fn$
 #variable_conflict use_variable
 DECLARE
     v_counter text := popularity_engine.mode_counter(mode);
-    -- the types the mode counts, as a constant of the query: a counting mode reads only its own
-    -- types' buckets through popularity_hourly_type instead of every bucket of the window
-    v_types popularity_engine.interaction_type[] := ARRAY(
-        SELECT w.interaction_type FROM popularity_engine.interaction_weights w
-         WHERE v_counter IS NULL OR w.counter = v_counter);
+    v_types popularity_engine.interaction_type[];
     v_h double precision := popularity_engine.trending_half_life_seconds();
     v_trend_since timestamptz := now() - make_interval(secs => popularity_engine.trending_window_seconds());
     v_now timestamptz := now();
@@ -100,6 +96,10 @@ BEGIN
          ORDER BY x.place;
         RETURN;
     END IF;
+    -- The types the mode counts, as a constant of the query: a counting mode reads only its own
+    -- types' buckets through popularity_hourly_type instead of every bucket of the window.
+    v_types := ARRAY(SELECT w.interaction_type FROM popularity_engine.interaction_weights w
+                      WHERE v_counter IS NULL OR w.counter = v_counter);
     -- The top n are chosen before the catalog join: joining every product of the window first
     -- made the planner hash the whole catalog.
     RETURN QUERY
@@ -117,7 +117,6 @@ BEGIN
                       JOIN popularity_engine.interaction_weights w ON w.interaction_type = h.interaction_type
                      WHERE h.bucket_hour >= v_from AND h.bucket_hour <= v_now
                        AND h.interaction_type = ANY (v_types)
-                       AND (v_counter IS NULL OR w.counter = v_counter)
                        AND (category IS NULL OR EXISTS (SELECT 1 FROM popularity_engine.catalog c
                                                          WHERE c.product_id = h.product_id AND c.category = category))
                      GROUP BY h.product_id) g
