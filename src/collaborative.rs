@@ -2,9 +2,10 @@
 //! unit tests pin it with hand-computed values.
 //!
 //! * History: the user's most recent distinct products, newest first: the recent part is the
-//!   first `history_length`, the k-th (k = 0 for the newest) weighing h_k =
-//!   0.5^(k / history_half_life); the whole history is the first `long_history_length`, each
-//!   weighing 1.
+//!   first `history_length`, each weighing h = 0.5^(k / history_half_life) with k the number of
+//!   the user's products last seen strictly later (k = 0 for the newest; products seen at the
+//!   same moment, such as one basket's, share k and weigh alike, whatever their ids); the whole
+//!   history is the first `long_history_length`, each weighing 1.
 //! * Collaborative filtering: cf(j) = sqrt((1 - a) x r(j) / max r + a x l(j) / max l) with
 //!   r(j) = sum_k h_k x sim(history_k, j) over the recent part, l(j) = sum_k sim(history_k, j)
 //!   over the whole history and a = weight_long_history: in [0, 1]. A part with no similar
@@ -23,7 +24,15 @@ use std::collections::HashMap;
 /// Candidate -> (cf in [0, 1], the history product that contributed most to it).
 pub type Collaborative = HashMap<i64, (f64, i64)>;
 
-/// Weight of the k-th most recent product of a history (k = 0: the newest).
+/// A product of a user's history, which is kept newest first.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HistoryProduct {
+    pub product: i64,
+    /// How many of the user's products were last seen strictly after this one: its k.
+    pub later: usize,
+}
+
+/// Weight of a history product with k products seen strictly later (k = 0: the newest).
 pub fn recency_weight(k: usize, half_life: f64) -> f64 {
     0.5f64.powf(k as f64 / half_life)
 }
@@ -45,16 +54,17 @@ impl HistoryWeights {
         self.recent.max(self.long)
     }
 
-    fn recent_weight(&self, k: usize) -> f64 {
-        if k < self.recent {
-            recency_weight(k, self.half_life)
+    /// The recent-part weight of the history product at `position` (0 = the newest).
+    fn recent_weight(&self, position: usize, entry: HistoryProduct) -> f64 {
+        if position < self.recent {
+            recency_weight(entry.later, self.half_life)
         } else {
             0.0
         }
     }
 
-    fn long_weight(&self, k: usize) -> f64 {
-        if k < self.long {
+    fn long_weight(&self, position: usize) -> f64 {
+        if position < self.long {
             1.0
         } else {
             0.0
@@ -69,20 +79,27 @@ impl HistoryWeights {
 /// the whole history has none, a = 1 when the recent part has none), so that the user's best
 /// candidate always has cf = 1. With each product, the history product that contributed most.
 pub fn collaborative_scores(
-    history: &[i64],
+    history: &[HistoryProduct],
     weights: HistoryWeights,
     similarities: &[(i64, i64, f64)],
 ) -> Collaborative {
-    let position: HashMap<i64, usize> = history.iter().enumerate().map(|(k, p)| (*p, k)).collect();
-    let rows: Vec<(i64, usize, i64, f64)> = similarities
+    let part_weights: HashMap<i64, (f64, f64)> = history
         .iter()
-        .filter_map(|&(from, to, score)| position.get(&from).map(|&k| (from, k, to, score)))
+        .enumerate()
+        .map(|(position, &entry)| {
+            let recent = weights.recent_weight(position, entry);
+            (entry.product, (recent, weights.long_weight(position)))
+        })
+        .collect();
+    let rows: Vec<(i64, (f64, f64), i64, f64)> = similarities
+        .iter()
+        .filter_map(|&(from, to, score)| part_weights.get(&from).map(|&w| (from, w, to, score)))
         .collect();
     let mut sums: HashMap<i64, (f64, f64)> = HashMap::new();
-    for &(_, k, to, score) in &rows {
+    for &(_, (recent, long), to, score) in &rows {
         let entry = sums.entry(to).or_insert((0.0, 0.0));
-        entry.0 += weights.recent_weight(k) * score;
-        entry.1 += weights.long_weight(k) * score;
+        entry.0 += recent * score;
+        entry.1 += long * score;
     }
     let max_recent = sums.values().map(|s| s.0).fold(0.0, f64::max);
     let max_long = sums.values().map(|s| s.1).fold(0.0, f64::max);
@@ -101,11 +118,8 @@ pub fn collaborative_scores(
         (1.0 - long_share) * recent_part + long_share * long_part
     };
     let mut strongest: HashMap<i64, (f64, i64)> = HashMap::new();
-    for &(from, k, to, score) in &rows {
-        let part = blend(
-            weights.recent_weight(k) * score,
-            weights.long_weight(k) * score,
-        );
+    for &(from, (recent, long), to, score) in &rows {
+        let part = blend(recent * score, long * score);
         let entry = strongest.entry(to).or_insert((part, from));
         if part > entry.0 || (part == entry.0 && from < entry.1) {
             *entry = (part, from);
@@ -166,7 +180,7 @@ mod tests {
             (10, 3, 0.1),
             (99, 1, 1.0),
         ];
-        let cf = collaborative_scores(&[10, 20], recent_only(2, 1.0), &sims);
+        let cf = collaborative_scores(&in_order(&[10, 20]), recent_only(2, 1.0), &sims);
         // sums: 1 -> 0.8 + 0.5 x 0.4 = 1.0; 2 -> 0.5 x 0.9 = 0.45; 3 -> 0.1; 99 is not history;
         // cf = sqrt(sum / 1.0)
         assert_eq!(cf.len(), 3);
@@ -177,9 +191,36 @@ mod tests {
         assert!((cf[&3].0 - 0.316_227_766_016_837_94).abs() < 1e-15);
         // newest first 20 (h = 1), 10 (h = 0.5): sums 1 -> 0.4, 2 -> 0.9, 3 -> 0.05; the best
         // sum is below 1 and still maps to cf = 1
-        let cf = collaborative_scores(&[20, 10], recent_only(2, 1.0), &sims[1..4]);
+        let cf = collaborative_scores(&in_order(&[20, 10]), recent_only(2, 1.0), &sims[1..4]);
         assert!((cf[&2].0 - 1.0).abs() < 1e-15);
         assert!((cf[&3].0 - (0.05f64 / 0.9).sqrt()).abs() < 1e-15);
+    }
+
+    /// A history seen one product at a time, newest first: k = position.
+    fn in_order(products: &[i64]) -> Vec<HistoryProduct> {
+        products
+            .iter()
+            .enumerate()
+            .map(|(later, &product)| HistoryProduct { product, later })
+            .collect()
+    }
+
+    #[test]
+    fn products_seen_together_weigh_alike() {
+        // 10 newest, then 20 and 30 seen at the same moment (k = 1 for both), then 40 (k = 3)
+        let history = [(10, 0), (20, 1), (30, 1), (40, 3)]
+            .map(|(product, later)| HistoryProduct { product, later });
+        let sims = [(10, 1, 0.2), (20, 1, 0.4), (30, 2, 0.4), (40, 3, 0.9)];
+        let cf = collaborative_scores(&history, recent_only(4, 1.0), &sims);
+        // recent sums: 1 -> 0.2 + 0.5 x 0.4 = 0.4, 2 -> 0.5 x 0.4 = 0.2 (by position, 30 would
+        // weigh 0.25), 3 -> 0.5^3 x 0.9 = 0.1125 (three products seen later, as by position)
+        assert!((cf[&1].0 - 1.0).abs() < 1e-15);
+        assert!((cf[&2].0 - 0.5f64.sqrt()).abs() < 1e-15);
+        assert!((cf[&3].0 - (0.1125f64 / 0.4).sqrt()).abs() < 1e-15);
+        // the recent part is still the first products by position: 30 is past a part of 2
+        let cf = collaborative_scores(&history, recent_only(2, 1.0), &sims);
+        assert!(!cf.contains_key(&2));
+        assert!((cf[&1].0 - 1.0).abs() < 1e-15);
     }
 
     fn history_weights(
@@ -211,7 +252,7 @@ mod tests {
             (30, 3, 0.9),
         ];
         let weights = history_weights(2, 1.0, 3, 0.5);
-        let cf = collaborative_scores(&[10, 20, 30], weights, &sims);
+        let cf = collaborative_scores(&in_order(&[10, 20, 30]), weights, &sims);
         // recent sums: 1 -> 0.8 + 0.5 x 0.4 = 1.0, 2 -> 0.45, 3 -> 0.1 (max 1.0);
         // whole-history sums: 1 -> 1.2, 2 -> 0.9, 3 -> 1.0 (max 1.2)
         assert!((cf[&1].0 - 1.0).abs() < 1e-15);
@@ -222,7 +263,7 @@ mod tests {
         assert_eq!(cf[&1].1, 10);
         // with a whole history shorter than the recent part, 30 counts nowhere
         let short = HistoryWeights { long: 1, ..weights };
-        let cf = collaborative_scores(&[10, 20, 30], short, &sims);
+        let cf = collaborative_scores(&in_order(&[10, 20, 30]), short, &sims);
         // whole-history sums: 1 -> 0.8, 3 -> 0.1 (max 0.8); 2 only in the recent part
         assert!((cf[&2].0 - 0.225f64.sqrt()).abs() < 1e-15);
         assert!((cf[&3].0 - (0.05f64 + 0.5 * 0.125).sqrt()).abs() < 1e-15);
@@ -232,16 +273,16 @@ mod tests {
     #[test]
     fn an_empty_part_leaves_cf_to_the_other() {
         let sims = [(10, 1, 0.8), (20, 1, 0.4), (20, 2, 0.9), (30, 2, 0.5)];
-        let recent = collaborative_scores(&[10, 20], recent_only(2, 1.0), &sims);
+        let recent = collaborative_scores(&in_order(&[10, 20]), recent_only(2, 1.0), &sims);
         // no whole history (long = 0) with the default share: the recent part alone, best = 1
         let no_long = history_weights(2, 1.0, 0, 0.5);
-        let cf = collaborative_scores(&[10, 20], no_long, &sims);
+        let cf = collaborative_scores(&in_order(&[10, 20]), no_long, &sims);
         assert_eq!(cf, recent);
         assert!((cf[&1].0 - 1.0).abs() < 1e-15);
         // the recent part (10) has no similar product, the older 20 and 30 have: whole history
         // alone, sums 1 -> 0.4, 2 -> 1.4 (max), best = 1
         let weights = history_weights(1, 1.0, 3, 0.5);
-        let cf = collaborative_scores(&[10, 20, 30], weights, &sims[1..]);
+        let cf = collaborative_scores(&in_order(&[10, 20, 30]), weights, &sims[1..]);
         assert!((cf[&2].0 - 1.0).abs() < 1e-15);
         assert!((cf[&1].0 - (0.4f64 / 1.4).sqrt()).abs() < 1e-15);
         assert_eq!(cf[&2].1, 20); // 0.9 from 20 against 0.5 from 30
@@ -250,7 +291,7 @@ mod tests {
             long_share: 1.0,
             ..weights
         };
-        let cf = collaborative_scores(&[20, 10, 30], all, &sims);
+        let cf = collaborative_scores(&in_order(&[20, 10, 30]), all, &sims);
         // sums 1 -> 0.8 + 0.4 = 1.2 (max), 2 -> 0.9 + 0.5 = 1.4 (max)
         assert!((cf[&2].0 - 1.0).abs() < 1e-15);
         assert!((cf[&1].0 - (1.2f64 / 1.4).sqrt()).abs() < 1e-15);
@@ -261,14 +302,16 @@ mod tests {
     fn equal_contributions_name_the_smaller_product() {
         let sims = [(20, 1, 0.5), (10, 1, 0.5)];
         let weights = history_weights(0, 1.0, 2, 1.0);
-        let cf = collaborative_scores(&[20, 10], weights, &sims);
+        let cf = collaborative_scores(&in_order(&[20, 10]), weights, &sims);
         assert_eq!(cf[&1], (1.0, 10));
     }
 
     #[test]
     fn collaborative_of_nothing_is_empty() {
-        assert!(collaborative_scores(&[], recent_only(20, 10.0), &[(1, 2, 0.5)]).is_empty());
-        assert!(collaborative_scores(&[1], recent_only(20, 10.0), &[]).is_empty());
+        assert!(
+            collaborative_scores(&in_order(&[]), recent_only(20, 10.0), &[(1, 2, 0.5)]).is_empty()
+        );
+        assert!(collaborative_scores(&in_order(&[1]), recent_only(20, 10.0), &[]).is_empty());
     }
 
     #[test]

@@ -146,7 +146,7 @@ fn personalization_settings() {
     );
     GucRegistry::define_float_guc(
         c"popularity_engine.history_half_life",
-        c"Recency half-life of the history, in products: the k-th most recent weighs 0.5^(k / half_life).",
+        c"Recency half-life of the history, in products: a product with k products seen after it weighs 0.5^(k / half_life).",
         c"The newest product weighs 1.",
         &HISTORY_HALF_LIFE,
         0.1,

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use pgrx::spi::SpiClient;
 
-use crate::collaborative::{collaborative_scores, Collaborative};
+use crate::collaborative::{collaborative_scores, Collaborative, HistoryProduct};
 use crate::error::{EngineError, Required};
 use crate::gucs;
 use crate::spi_util::{first_value, ids_kept, rows_kept};
@@ -23,8 +23,8 @@ pub struct UserContext {
     /// Brand -> affinity, divided by the strongest.
     pub brand_affinity: HashMap<String, f64>,
     /// The user's most recent distinct products (history_length or long_history_length, the
-    /// larger), most recent first.
-    pub history: Vec<i64>,
+    /// larger), most recent first, each with how many were seen after it.
+    pub history: Vec<HistoryProduct>,
     /// cf of each product similar to the history, and its strongest history product.
     pub collaborative: Collaborative,
     /// The user's price band: the median of ln(price / median price of the category) over the
@@ -54,7 +54,8 @@ pub fn load_user(client: &SpiClient, user_id: i64) -> Result<UserContext, Engine
         load_affinities(client, user_id, &mut ctx)?;
         let weights = gucs::history_weights();
         ctx.history = history(client, user_id, weights.products_read())?;
-        let rows = similarity_rows(client, &ctx.history)?;
+        let products: Vec<i64> = ctx.history.iter().map(|entry| entry.product).collect();
+        let rows = similarity_rows(client, &products)?;
         ctx.collaborative = collaborative_scores(&ctx.history, weights, &rows);
     }
     Ok(ctx)
@@ -87,13 +88,21 @@ fn load_affinities(
     Ok(())
 }
 
-/// The user's `length` most recent distinct products, most recent first (ties by id).
-fn history(client: &SpiClient, user_id: i64, length: usize) -> Result<Vec<i64>, EngineError> {
+/// The user's `length` most recent distinct products, most recent first (ties by id), each with
+/// the number of the user's products last seen strictly after it (rank() - 1), so that the
+/// products of one moment (a basket) share their recency.
+fn history(
+    client: &SpiClient,
+    user_id: i64,
+    length: usize,
+) -> Result<Vec<HistoryProduct>, EngineError> {
+    const READING: &str = "reading the user's recent products";
     let length = i64::try_from(length).unwrap_or(i64::MAX);
-    ids_kept(
+    let mut out = Vec::new();
+    for row in rows_kept(
         client,
-        "reading the user's recent products",
-        "SELECT product_id FROM (
+        READING,
+        "SELECT product_id, rank() OVER (ORDER BY last_at DESC) - 1 FROM (
              SELECT product_id, max(occurred_at) AS last_at
                FROM (SELECT product_id, occurred_at FROM popularity_engine.product_interactions
                       WHERE user_id = $1 AND product_id IS NOT NULL
@@ -101,7 +110,14 @@ fn history(client: &SpiClient, user_id: i64, length: usize) -> Result<Vec<i64>, 
               GROUP BY product_id) d
           ORDER BY last_at DESC, product_id LIMIT $2",
         &[user_id.into(), length.into()],
-    )
+    )? {
+        let later: i64 = row.get(2).required(READING, "rank")?;
+        out.push(HistoryProduct {
+            product: row.get(1).required(READING, "product_id")?,
+            later: usize::try_from(later).unwrap_or(usize::MAX),
+        });
+    }
+    Ok(out)
 }
 
 /// The user's price band over their last 100 interactions (see UserContext::price_band).

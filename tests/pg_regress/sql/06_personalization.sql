@@ -70,10 +70,12 @@ SELECT count(*) FILTER (WHERE reason = 'cold_start') AS cold_rows, count(*) AS r
 -- a user never seen is cold too
 SELECT rank, product_id, reason FROM popularity_engine.recommend(4, 5);
 
--- 106 by hand: history 101, 102, 103, 201 (same time, by id), recent weights 1, 0.794, 0.630, 0.5;
--- recent sums 106: 0.2046, best 201: 0.2347; whole-history sums 106: 0.2046, best 101: 0.2546;
--- cf = sqrt(0.5 x 0.2046 / 0.2347 + 0.5 x 0.2046 / 0.2546) = 0.9153,
--- personalization = 0.8 x 0.9153 + 0.15 x 1 (laptops, the top category) = 0.8823
+-- 106 by hand: history 101, 102, 103, 201, all last seen at t0, so all four weigh 1 in the
+-- recent part too (one moment: no order among them); similarities 101-106 0.409218, 101-201
+-- 0.392690, 101-102 = 101-103 0.080048, 102-103 0.25, 102-201 = 103-201 0.074067;
+-- sums 106: 0.409218, best 101: 0.080048 x 2 + 0.392690 = 0.552786, the same in both parts;
+-- cf = sqrt(0.409218 / 0.552786) = 0.860397,
+-- personalization = 0.8 x 0.860397 + 0.15 x 1 (laptops, the top category) = 0.838318
 -- warm user 1: never out of stock (104), inactive (105) or uncatalogued (401) products
 SELECT rank, product_id, round(score::numeric, 6) AS score, round(base_relevance::numeric, 6) AS base,
        round(personalization::numeric, 6) AS personal, round(popularity::numeric, 6) AS popular, reason
@@ -81,7 +83,7 @@ SELECT rank, product_id, round(score::numeric, 6) AS score, round(base_relevance
 SELECT count(*) AS hidden_products FROM popularity_engine.recommend(1, 100) WHERE product_id IN (104, 105, 401);
 
 -- without a whole history (long_history_length = 0) the recent part alone makes cf, whatever
--- weight_long_history: 106 gets 0.8 x sqrt(0.2046 / 0.2347) + 0.15 = 0.8970
+-- weight_long_history: the history seen at one moment gives 106 the same 0.838318
 SET popularity_engine.long_history_length = 0;
 SELECT round(personalization::numeric, 6) AS personal_recent_only
   FROM popularity_engine.recommend(1, 20) WHERE product_id = 106;
