@@ -107,12 +107,10 @@ BEGIN
       FROM (SELECT g.product_id, g.score
               FROM (SELECT h.product_id,
                            (CASE mode
-                                WHEN 'trending' THEN sum(popularity_engine.bucket_score(
-                                                             mode, w.counter, w.popularity_weight, h.events, h.decay_sum)
-                                                         * popularity_engine.decay_factor(h.bucket_hour, v_now, v_h))
                                 WHEN 'top_rated' THEN sum(h.value_sum) / nullif(sum(h.events), 0)
                                 ELSE sum(popularity_engine.bucket_score(
-                                             mode, w.counter, w.popularity_weight, h.events, h.decay_sum)) END)::float8 AS score
+                                             mode, w.counter, w.popularity_weight, h.events, h.decay_sum)
+                                         * popularity_engine.score_decay(mode, h.bucket_hour, v_now, v_h)) END)::float8 AS score
                       FROM popularity_engine.popularity_hourly h
                       JOIN popularity_engine.interaction_weights w ON w.interaction_type = h.interaction_type
                      WHERE h.bucket_hour >= v_from AND h.bucket_hour <= v_now

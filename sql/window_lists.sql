@@ -131,6 +131,19 @@ $$;
 COMMENT ON FUNCTION popularity_engine.bucket_score(popularity_engine.popularity_mode, text, double precision, bigint, double precision) IS
   'Internal: what a bucket of events adds to a popular_products score: overall weighs events by popularity_weight, trending weighs decay_sum by it, the counting modes count the events of their counter.';
 
+-- What a mode's score stored at scored_at (a day's start, an hour) weighs at window_end: trending
+-- scores decay from then to window_end, the other modes' scores do not decay.
+CREATE FUNCTION popularity_engine.score_decay(
+    mode popularity_engine.popularity_mode, scored_at timestamptz, window_end timestamptz,
+    half_life_seconds double precision)
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN mode OPERATOR(pg_catalog.=) 'trending'::popularity_engine.popularity_mode
+                THEN popularity_engine.decay_factor(scored_at, window_end, half_life_seconds)
+                ELSE 1::pg_catalog.float8 END
+$$;
+COMMENT ON FUNCTION popularity_engine.score_decay(popularity_engine.popularity_mode, timestamptz, timestamptz, double precision) IS
+  'Internal: the factor of a popular_products score stored at scored_at when read at window_end: the trending decay for trending, 1 for the other modes.';
+
 -- Lists are valid for the weights and half-life they were computed with.
 CREATE FUNCTION popularity_engine.window_signature(
     weights_signature text, half_life_seconds double precision) RETURNS text
@@ -505,15 +518,12 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
     parts AS MATERIALIZED (
         SELECT c.product_id,
                coalesce((SELECT sum(popularity_engine.day_score(d, mode)
-                                    * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
-                                               popularity_engine.utc_day_start(d.day), window_end, half_life_seconds)
-                                           ELSE 1 END)
+                                    * popularity_engine.score_decay(mode, popularity_engine.utc_day_start(d.day),
+                                                                    window_end, half_life_seconds))
                            FROM popularity_engine.popularity_daily d
                           WHERE d.product_id = c.product_id AND d.day >= b.from_day AND d.day <= b.today), 0) AS days,
                coalesce((SELECT sum(popularity_engine.bucket_score(mode, w.counter, w.popularity_weight, h.events, h.decay_sum)
-                                    * CASE WHEN mode = 'trending' THEN popularity_engine.decay_factor(
-                                               h.bucket_hour, window_end, half_life_seconds)
-                                           ELSE 1 END
+                                    * popularity_engine.score_decay(mode, h.bucket_hour, window_end, half_life_seconds)
                                     * ((h.bucket_hour >= since AND h.bucket_hour <= window_end)::integer
                                        - (h.bucket_hour >= b.covered_from AND h.bucket_hour < b.covered_to)::integer))
                            FROM popularity_engine.popularity_hourly h
@@ -548,9 +558,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
     WITH lists AS MATERIALIZED (
         SELECT l.day, l.mode, l.scope, greatest(l.bound, coalesce(nx.score, 0)) AS next,
                nx.score IS NOT NULL AS goes_deeper,
-               CASE WHEN l.mode = 'trending' THEN popularity_engine.decay_factor(
-                        popularity_engine.utc_day_start(l.day), read_window_lists.window_end,
-                        read_window_lists.half_life_seconds) ELSE 1 END AS factor
+               popularity_engine.score_decay(l.mode, popularity_engine.utc_day_start(l.day),
+                                             read_window_lists.window_end,
+                                             read_window_lists.half_life_seconds) AS factor
           FROM popularity_engine.window_lists l
           LEFT JOIN LATERAL (SELECT e.score FROM popularity_engine.window_list_entries e
                               WHERE e.day = l.day AND e.mode = l.mode AND e.scope = l.scope
