@@ -37,8 +37,11 @@ type RankedRow = (i32, i64, f64, f64, f64, f64, String);
 const MAX_N: i32 = 1000;
 /// Largest candidate list of rank_products().
 const MAX_CANDIDATES: usize = 10_000;
-/// recommend() considers at least this many of the products most similar to the history.
-const COLLABORATIVE_CANDIDATES: usize = 200;
+/// recommend() considers at least this many of the products most similar to the history. 100,
+/// and 2n per other source, measured as good as 200 and 4n on every data set of
+/// bench/QUALITY.md, at two thirds of the cached call's time (bench/PROFILE.md): each candidate
+/// costs two index lookups.
+const COLLABORATIVE_CANDIDATES: usize = 100;
 
 /// Catalog and popularity facts about one candidate product.
 #[derive(Clone, Debug)]
@@ -420,7 +423,7 @@ fn recommendations(
             ctx: &ctx,
             max_pop: max_popularity(client)?,
         };
-        let pool = (n * 4).max(50) as i64;
+        let pool = (n * 2).max(25) as i64;
         let sources = candidate_sources(client, &ranker, category, pool)?;
         let all: Vec<i64> = sources.iter().map(|(p, _)| *p).collect();
         let products = load_products(client, &all)?;
