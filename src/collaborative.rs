@@ -1,11 +1,12 @@
 //! The personalization formula of recommend() and rank_products(), free of server calls so that
 //! unit tests pin it with hand-computed values.
 //!
-//! * History: the user's most recent distinct products, newest first: the recent part is the
-//!   first `history_length`, each weighing h = 0.5^(k / history_half_life) with k the number of
-//!   the user's products last seen strictly later (k = 0 for the newest; products seen at the
-//!   same moment, such as one basket's, share k and weigh alike, whatever their ids); the whole
-//!   history is the first `long_history_length`, each weighing 1.
+//! * History: the user's most recent distinct products, newest first, each with k, the number of
+//!   the user's products last seen strictly later (k = 0 for the newest). Products seen at the
+//!   same moment, such as one basket's, share k, so they weigh alike and a part takes all of
+//!   them or none, whatever their ids. The recent part is the products with k < `history_length`,
+//!   each weighing h = 0.5^(k / history_half_life); the whole history is those with
+//!   k < `long_history_length`, each weighing 1.
 //! * Collaborative filtering: cf(j) = sqrt((1 - a) x r(j) / max r + a x l(j) / max l) with
 //!   r(j) = sum_k h_k x sim(history_k, j) over the recent part, l(j) = sum_k sim(history_k, j)
 //!   over the whole history and a = weight_long_history: in [0, 1]. A part with no similar
@@ -54,17 +55,16 @@ impl HistoryWeights {
         self.recent.max(self.long)
     }
 
-    /// The recent-part weight of the history product at `position` (0 = the newest).
-    fn recent_weight(&self, position: usize, entry: HistoryProduct) -> f64 {
-        if position < self.recent {
+    fn recent_weight(&self, entry: HistoryProduct) -> f64 {
+        if entry.later < self.recent {
             recency_weight(entry.later, self.half_life)
         } else {
             0.0
         }
     }
 
-    fn long_weight(&self, position: usize) -> f64 {
-        if position < self.long {
+    fn long_weight(&self, entry: HistoryProduct) -> f64 {
+        if entry.later < self.long {
             1.0
         } else {
             0.0
@@ -85,10 +85,9 @@ pub fn collaborative_scores(
 ) -> Collaborative {
     let part_weights: HashMap<i64, (f64, f64)> = history
         .iter()
-        .enumerate()
-        .map(|(position, &entry)| {
-            let recent = weights.recent_weight(position, entry);
-            (entry.product, (recent, weights.long_weight(position)))
+        .map(|&entry| {
+            let parts = (weights.recent_weight(entry), weights.long_weight(entry));
+            (entry.product, parts)
         })
         .collect();
     let rows: Vec<(i64, (f64, f64), i64, f64)> = similarities
@@ -217,10 +216,15 @@ mod tests {
         assert!((cf[&1].0 - 1.0).abs() < 1e-15);
         assert!((cf[&2].0 - 0.5f64.sqrt()).abs() < 1e-15);
         assert!((cf[&3].0 - (0.1125f64 / 0.4).sqrt()).abs() < 1e-15);
-        // the recent part is still the first products by position: 30 is past a part of 2
+        // a recent part of 2 takes 20 and 30 both (k = 1 < 2), whatever their ids, and not 40
         let cf = collaborative_scores(&history, recent_only(2, 1.0), &sims);
-        assert!(!cf.contains_key(&2));
         assert!((cf[&1].0 - 1.0).abs() < 1e-15);
+        assert!((cf[&2].0 - 0.5f64.sqrt()).abs() < 1e-15);
+        assert!(!cf.contains_key(&3));
+        // so does a whole history of 2, each weighing 1: sums 1 -> 0.6, 2 -> 0.4
+        let cf = collaborative_scores(&history, history_weights(0, 1.0, 2, 1.0), &sims);
+        assert!((cf[&2].0 - (0.4f64 / 0.6).sqrt()).abs() < 1e-15);
+        assert!(!cf.contains_key(&3));
     }
 
     fn history_weights(

@@ -40,7 +40,7 @@ const MAX_CANDIDATES: usize = 10_000;
 /// recommend() considers at least this many of the products most similar to the history. 100,
 /// and 2n per other source, measured as good as 200 and 4n on every data set of
 /// bench/QUALITY.md, at two thirds of the cached call's time (bench/PROFILE.md): each candidate
-/// costs two index lookups.
+/// costs an index lookup in catalog and one in product_stats.
 const COLLABORATIVE_CANDIDATES: usize = 100;
 
 /// Catalog and popularity facts about one candidate product.
@@ -257,13 +257,14 @@ const POPULAR: &str = "SELECT s.product_id FROM popularity_engine.product_stats 
 /// The candidate sources of recommend(), each product with the source that found it first:
 /// personal (the products most similar to the user's history, the top products of the user's 3
 /// strongest categories and 2 strongest brands; not for a cold user), then trending, then popular
-/// (for a warm user only when the personal ones are fewer than `pool`, or a category is asked).
-/// At most `pool` products per source query.
+/// (for a warm user only when the personal ones are fewer than `pool`, a category is asked or
+/// `fill` says that a first draw fell short). At most `pool` products per source query.
 fn candidate_sources(
     client: &SpiClient,
     ranker: &Ranker,
     category: Option<&str>,
     pool: i64,
+    fill: bool,
 ) -> Result<Vec<(i64, Source)>, EngineError> {
     let ctx = ranker.ctx;
     let cat = || -> DatumWithOid { category.map(str::to_owned).into() };
@@ -294,7 +295,7 @@ fn candidate_sources(
     sources.retain(|(p, _)| seen.insert(*p));
     // A warm user's list comes from their own signals; trending and popular products fill it
     // when those are too few (or may miss the requested category).
-    if ctx.cold || category.is_some() || sources.len() < pool as usize {
+    if ctx.cold || category.is_some() || fill || sources.len() < pool as usize {
         // first source wins: personal before trending before popular
         for (doing, sql, source) in [
             ("reading trending products", TRENDING, Source::Trending),
@@ -423,12 +424,22 @@ fn recommendations(
             ctx: &ctx,
             max_pop: max_popularity(client)?,
         };
-        let pool = (n * 2).max(25) as i64;
-        let sources = candidate_sources(client, &ranker, category, pool)?;
-        let all: Vec<i64> = sources.iter().map(|(p, _)| *p).collect();
-        let products = load_products(client, &all)?;
-        let scored = score_candidates(&ranker, &sources, &products, &excluded, category);
-        Ok(diversify(scored, n, per_category))
+        let draw = |pool: usize, fill: bool| -> Result<(Vec<Scored>, usize), EngineError> {
+            let sources = candidate_sources(client, &ranker, category, pool as i64, fill)?;
+            let all: Vec<i64> = sources.iter().map(|(p, _)| *p).collect();
+            let products = load_products(client, &all)?;
+            let scored = score_candidates(&ranker, &sources, &products, &excluded, category);
+            Ok((diversify(scored, n, per_category), all.len()))
+        };
+        let pool = (n * 2).max(25);
+        let (picked, drawn) = draw(pool, false)?;
+        if picked.len() >= n || drawn < pool {
+            return Ok(picked);
+        }
+        // Short (stock-outs, exclusions, the cap per category): once more from four times the
+        // pool, trending and popular included. Once only: a list the cap keeps short (a shop with
+        // few categories) must not read ever more of the catalog.
+        Ok(draw(pool * 4, true)?.0)
     })
 }
 

@@ -88,9 +88,10 @@ fn load_affinities(
     Ok(())
 }
 
-/// The user's `length` most recent distinct products, most recent first (ties by id), each with
-/// the number of the user's products last seen strictly after it (rank() - 1), so that the
-/// products of one moment (a basket) share their recency.
+/// The user's `length` most recent distinct products and any seen at the same moment as the last
+/// of them (a basket is read whole), most recent first (ties by id), each with the number of the
+/// user's products last seen strictly after it (rank() - 1), so that the products of one moment
+/// share their recency.
 fn history(
     client: &SpiClient,
     user_id: i64,
@@ -102,13 +103,15 @@ fn history(
     for row in rows_kept(
         client,
         READING,
-        "SELECT product_id, rank() OVER (ORDER BY last_at DESC) - 1 FROM (
-             SELECT product_id, max(occurred_at) AS last_at
-               FROM (SELECT product_id, occurred_at FROM popularity_engine.product_interactions
-                      WHERE user_id = $1 AND product_id IS NOT NULL
-                      ORDER BY occurred_at DESC LIMIT $2 * 4) r
-              GROUP BY product_id) d
-          ORDER BY last_at DESC, product_id LIMIT $2",
+        "SELECT product_id, later FROM (
+             SELECT product_id, rank() OVER (ORDER BY last_at DESC) - 1 AS later
+               FROM (SELECT product_id, max(occurred_at) AS last_at
+                       FROM (SELECT product_id, occurred_at FROM popularity_engine.product_interactions
+                              WHERE user_id = $1 AND product_id IS NOT NULL
+                              ORDER BY occurred_at DESC LIMIT $2 * 4) r
+                      GROUP BY product_id) d
+              ORDER BY last_at DESC FETCH FIRST $2 ROWS WITH TIES) h
+          ORDER BY later, product_id",
         &[user_id.into(), length.into()],
     )? {
         let later: i64 = row.get(2).required(READING, "rank")?;

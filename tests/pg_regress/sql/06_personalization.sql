@@ -75,7 +75,7 @@ SELECT rank, product_id, reason FROM popularity_engine.recommend(4, 5);
 -- 0.392690, 101-102 = 101-103 0.080048, 102-103 0.25, 102-201 = 103-201 0.074067;
 -- sums 106: 0.409218, best 101: 0.080048 x 2 + 0.392690 = 0.552786, the same in both parts;
 -- cf = sqrt(0.409218 / 0.552786) = 0.860397,
--- personalization = 0.8 x 0.860397 + 0.15 x 1 (laptops, the top category) = 0.838318
+-- personalization = 0.8 x 0.860397 + 0.15 x 1 (laptops, the top category) = 0.838317
 -- warm user 1: never out of stock (104), inactive (105) or uncatalogued (401) products
 SELECT rank, product_id, round(score::numeric, 6) AS score, round(base_relevance::numeric, 6) AS base,
        round(personalization::numeric, 6) AS personal, round(popularity::numeric, 6) AS popular, reason
@@ -83,11 +83,29 @@ SELECT rank, product_id, round(score::numeric, 6) AS score, round(base_relevance
 SELECT count(*) AS hidden_products FROM popularity_engine.recommend(1, 100) WHERE product_id IN (104, 105, 401);
 
 -- without a whole history (long_history_length = 0) the recent part alone makes cf, whatever
--- weight_long_history: the history seen at one moment gives 106 the same 0.838318
+-- weight_long_history: the history seen at one moment gives 106 the same 0.838317
 SET popularity_engine.long_history_length = 0;
 SELECT round(personalization::numeric, 6) AS personal_recent_only
   FROM popularity_engine.recommend(1, 20) WHERE product_id = 106;
 RESET popularity_engine.long_history_length;
+
+-- history ranks: k counts the products last seen strictly later, so products seen at the same
+-- moment share it and the next one counts them all. User 5 (rolled back, after the similarity
+-- job): 101 at t0 (k = 0), 102 and 103 an hour before (k = 1), 201 two hours before (k = 3);
+-- recent weights with a half-life of 1: 1, 0.5, 0.5, 0.125. With cf alone in personalization:
+-- 102: recent sum 0.080048 + 0.5 x 0.25 + 0.125 x 0.074067 = 0.214306, best 201: 0.392690 +
+-- 0.5 x 0.074067 x 2 = 0.466757; whole-history sum 0.404115, best 101: 0.552786;
+-- cf = sqrt(0.5 x 0.214306 / 0.466757 + 0.5 x 0.404115 / 0.552786) = 0.771424
+-- (by position, 103 at k = 2: 0.731342; with k = 2 for 201, dense ranks: 0.777826)
+-- and 106 (0.409218 from 101 in both parts): sqrt(0.5 x 0.409218 / 0.466757 + 0.5 x 0.409218 / 0.552786) = 0.899168
+BEGIN;
+SELECT count(popularity_engine.track(5, p, 'view', occurred_at => :'t0'::timestamptz - make_interval(hours => h)))
+  FROM (VALUES (101, 0), (101, 0), (102, 1), (103, 1), (201, 2)) AS v(p, h);
+SET LOCAL popularity_engine.weight_category = 0;
+SET LOCAL popularity_engine.weight_brand = 0;
+SELECT product_id, round(personalization::numeric, 6) AS cf
+  FROM popularity_engine.rank_products(5, ARRAY[102, 106]) ORDER BY product_id;
+ROLLBACK;
 
 -- the blend, and the 70 % penalty on 101 (ordered within the window)
 SELECT product_id,
