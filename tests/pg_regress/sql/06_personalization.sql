@@ -140,6 +140,20 @@ SELECT (SELECT array_agg(product_id ORDER BY rank) FROM popularity_engine.recomm
 SELECT rank, product_id, base_relevance, reason
   FROM popularity_engine.rank_products(4, ARRAY[302, 301, 401], ARRAY[0.2, 0.9, 0.5]);
 
+-- a short list is drawn once more from four times the pool: 60 popular products of a new
+-- category, the 45 most popular excluded; the first draw (25 per source) holds only excluded
+-- ones, the second (100) the next ten: 5046 to 5055 (rolled back)
+BEGIN;
+SET LOCAL popularity_engine.max_per_category = 100;
+INSERT INTO popularity_engine.catalog (product_id, category, brand, price, inventory, is_active)
+SELECT 5000 + i, 'toys', 'wonka', 10, 5, true FROM generate_series(1, 60) AS i;
+INSERT INTO popularity_engine.product_stats (product_id, popularity_score, category, brand)
+SELECT 5000 + i, 1000 - i, 'toys', 'wonka' FROM generate_series(1, 60) AS i;
+SELECT count(*) AS rows, min(product_id), max(product_id)
+  FROM popularity_engine.recommend(4, 10, category => 'toys',
+                                   exclude => ARRAY(SELECT 5000 + i FROM generate_series(1, 45) AS i)::bigint[]);
+ROLLBACK;
+
 -- user_profile
 SELECT p -> 'interaction_count' AS interactions, p -> 'cold_start' AS cold_start,
        p #>> '{top_categories,0,category}' AS top_category, p #>> '{top_brands,0,brand}' AS top_brand,
