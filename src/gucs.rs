@@ -137,7 +137,7 @@ fn personalization_settings() {
     GucRegistry::define_int_guc(
         c"popularity_engine.history_length",
         c"How many of a user's most recent distinct products make up the recent, recency-weighted part of collaborative filtering.",
-        c"Recent part r(j) = sum over these products of recency weight x item similarity to j.",
+        c"Recent part r(j) = sum over these products of recency weight x item similarity to j; products seen at the same moment as the last of them count too.",
         &HISTORY_LENGTH,
         1,
         1000,
@@ -157,7 +157,7 @@ fn personalization_settings() {
     GucRegistry::define_int_guc(
         c"popularity_engine.long_history_length",
         c"How many of a user's most recent distinct products make up the whole history of collaborative filtering.",
-        c"Each weighs 1 in the whole-history sum; 0 leaves only the recent part.",
+        c"Each weighs 1 in the whole-history sum, products seen at the same moment as the last of them too; 0 leaves only the recent part.",
         &LONG_HISTORY_LENGTH,
         0,
         1000,
