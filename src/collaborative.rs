@@ -38,9 +38,9 @@ pub fn recency_weight(k: usize, half_life: f64) -> f64 {
     0.5f64.powf(k as f64 / half_life)
 }
 
-/// How a history is read into cf: the recent part (the first `recent` products, recency
-/// weighted with `half_life`) and the whole history (the first `long` products, each weighing
-/// 1), the latter's share of cf being `long_share`.
+/// How a history is read into cf: the recent part (the products with k < `recent`, recency
+/// weighted with `half_life`) and the whole history (those with k < `long`, each weighing 1),
+/// the latter's share of cf being `long_share`.
 #[derive(Clone, Copy, Debug)]
 pub struct HistoryWeights {
     pub recent: usize,
@@ -50,7 +50,8 @@ pub struct HistoryWeights {
 }
 
 impl HistoryWeights {
-    /// How many of the most recent distinct products to read.
+    /// How many of the most recent distinct products to read (and any seen at the same moment
+    /// as the last of them).
     pub fn products_read(&self) -> usize {
         self.recent.max(self.long)
     }

@@ -431,9 +431,15 @@ fn recommendations(
             let scored = score_candidates(&ranker, &sources, &products, &excluded, category);
             Ok((diversify(scored, n, per_category), all.len()))
         };
+        // A list of one category holds at most max_per_category products, whatever the pool.
+        let reachable = if category.is_some() {
+            n.min(per_category)
+        } else {
+            n
+        };
         let pool = (n * 2).max(25);
         let (picked, drawn) = draw(pool, false)?;
-        if picked.len() >= n || drawn < pool {
+        if picked.len() >= reachable || drawn < pool {
             return Ok(picked);
         }
         // Short (stock-outs, exclusions, the cap per category): once more from four times the

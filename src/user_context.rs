@@ -23,7 +23,8 @@ pub struct UserContext {
     /// Brand -> affinity, divided by the strongest.
     pub brand_affinity: HashMap<String, f64>,
     /// The user's most recent distinct products (history_length or long_history_length, the
-    /// larger), most recent first, each with how many were seen after it.
+    /// larger, and any seen at the same moment as the last of them), most recent first, each
+    /// with how many were seen after it.
     pub history: Vec<HistoryProduct>,
     /// cf of each product similar to the history, and its strongest history product.
     pub collaborative: Collaborative,
@@ -91,7 +92,8 @@ fn load_affinities(
 /// The user's `length` most recent distinct products and any seen at the same moment as the last
 /// of them (a basket is read whole), most recent first (ties by id), each with the number of the
 /// user's products last seen strictly after it (rank() - 1), so that the products of one moment
-/// share their recency.
+/// share their recency. Only the user's last 4 x `length` log rows are read, which bounds the
+/// work; a basket that straddles that bound is read in part.
 fn history(
     client: &SpiClient,
     user_id: i64,

@@ -98,11 +98,22 @@ RESET popularity_engine.long_history_length;
 -- cf = sqrt(0.5 x 0.214306 / 0.466757 + 0.5 x 0.404115 / 0.552786) = 0.771424
 -- (by position, 103 at k = 2: 0.731342; with k = 2 for 201, dense ranks: 0.777826)
 -- and 106 (0.409218 from 101 in both parts): sqrt(0.5 x 0.409218 / 0.466757 + 0.5 x 0.409218 / 0.552786) = 0.899168
+-- (0.899169 from the similarities rounded to 6 places)
 BEGIN;
 SELECT count(popularity_engine.track(5, p, 'view', occurred_at => :'t0'::timestamptz - make_interval(hours => h)))
   FROM (VALUES (101, 0), (101, 0), (102, 1), (103, 1), (201, 2)) AS v(p, h);
 SET LOCAL popularity_engine.weight_category = 0;
 SET LOCAL popularity_engine.weight_brand = 0;
+SELECT product_id, round(personalization::numeric, 6) AS cf
+  FROM popularity_engine.rank_products(5, ARRAY[102, 106]) ORDER BY product_id;
+-- parts of 2 products take 102 and 103 both (k = 1 < 2), whatever their ids, and not 201:
+-- recent sums 102: 0.080048 + 0.5 x 0.25 = 0.205048, best 201: 0.466757; whole sums 102:
+-- 0.330048, best 201: 0.540824; cf(102) = sqrt(0.5 x 0.205048 / 0.466757 + 0.5 x 0.330048 /
+-- 0.540824) = 0.724422, cf(106) = sqrt(0.5 x 0.409218 / 0.466757 + 0.5 x 0.409218 / 0.540824)
+-- = 0.903711 from the similarities rounded to 6 places, 0.903710 from the exact ones (cut at 2
+-- by id, 103 left out: 0.4230 and 0.9563)
+SET LOCAL popularity_engine.history_length = 2;
+SET LOCAL popularity_engine.long_history_length = 2;
 SELECT product_id, round(personalization::numeric, 6) AS cf
   FROM popularity_engine.rank_products(5, ARRAY[102, 106]) ORDER BY product_id;
 ROLLBACK;
