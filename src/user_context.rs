@@ -116,7 +116,7 @@ fn history(
           ORDER BY later, product_id",
         &[user_id.into(), length.into()],
     )? {
-        let later: i64 = row.get(2).required(READING, "rank")?;
+        let later: i64 = row.get(2).required(READING, "later")?;
         out.push(HistoryProduct {
             product: row.get(1).required(READING, "product_id")?,
             later: usize::try_from(later).unwrap_or(usize::MAX),
