@@ -64,6 +64,36 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.popular_all_time(popularity_engine.popularity_mode, text, integer) IS
   'Internal: popular_products without a time window.';
 
+-- top_rated within a window: the average rating of the window's review buckets, best first, ties
+-- by product id. Planned for the given types and category (force_custom_plan): with the default
+-- weights the types are the reviews alone, and the buckets come from popularity_hourly_reviews
+-- without a visit to the table. A category is a set of product ids read from catalog_category
+-- before the buckets, rather than a lookup per bucket. The events are summed as float8 (exact
+-- for counts below 2^53): a bigint sum is a numeric, and made the aggregate several times slower.
+CREATE FUNCTION popularity_engine.top_rated_in_window(
+    types popularity_engine.interaction_type[], since timestamptz, until timestamptz,
+    category text, n integer)
+RETURNS TABLE (product_id bigint, score double precision)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan AS $fn$
+#variable_conflict use_variable
+BEGIN
+    RETURN QUERY
+    SELECT g.product_id, g.score
+      FROM (SELECT h.product_id, sum(h.value_sum) / nullif(sum(h.events::float8), 0) AS score
+              FROM popularity_engine.popularity_hourly h
+             WHERE h.interaction_type = ANY (types) AND h.bucket_hour >= since AND h.bucket_hour <= until
+               AND (category IS NULL OR h.product_id IN (SELECT c.product_id FROM popularity_engine.catalog c
+                                                          WHERE c.category = category))
+             GROUP BY h.product_id) g
+     WHERE g.score > 0
+     ORDER BY g.score DESC, g.product_id
+     LIMIT n;
+END
+$fn$;
+COMMENT ON FUNCTION popularity_engine.top_rated_in_window(popularity_engine.interaction_type[], timestamptz, timestamptz, text, integer) IS
+  'Internal: the n products with the best average of the `types` events (the review_count types) in the hourly buckets from since to until, optionally of one category.';
+
 -- Top n over the hourly buckets since `since`: from the window lists when they prove the
 -- answer, else by summing the buckets, planned for the given mode and category
 -- (force_custom_plan): the CASE on the mode and the optional filters fold away.
@@ -100,17 +130,23 @@ BEGIN
     -- types' buckets through popularity_hourly_type instead of every bucket of the window.
     v_types := ARRAY(SELECT w.interaction_type FROM popularity_engine.interaction_weights w
                       WHERE v_counter IS NULL OR w.counter = v_counter);
+    IF mode = 'top_rated' THEN
+        RETURN QUERY
+        SELECT (row_number() OVER (ORDER BY t.score DESC, t.product_id))::integer, t.product_id, t.score, c.category
+          FROM popularity_engine.top_rated_in_window(v_types, v_from, v_now, category, n) t
+          LEFT JOIN popularity_engine.catalog c ON c.product_id = t.product_id
+         ORDER BY t.score DESC, t.product_id;
+        RETURN;
+    END IF;
     -- The top n are chosen before the catalog join: joining every product of the window first
     -- made the planner hash the whole catalog.
     RETURN QUERY
     SELECT (row_number() OVER (ORDER BY x.score DESC, x.product_id))::integer, x.product_id, x.score, c.category
       FROM (SELECT g.product_id, g.score
               FROM (SELECT h.product_id,
-                           (CASE mode
-                                WHEN 'top_rated' THEN sum(h.value_sum) / nullif(sum(h.events), 0)
-                                ELSE sum(popularity_engine.bucket_score(
-                                             mode, w.counter, w.popularity_weight, h.events, h.decay_sum)
-                                         * popularity_engine.score_decay(mode, h.bucket_hour, v_now, v_h)) END)::float8 AS score
+                           sum(popularity_engine.bucket_score(
+                                   mode, w.counter, w.popularity_weight, h.events, h.decay_sum)
+                               * popularity_engine.score_decay(mode, h.bucket_hour, v_now, v_h))::float8 AS score
                       FROM popularity_engine.popularity_hourly h
                       JOIN popularity_engine.interaction_weights w ON w.interaction_type = h.interaction_type
                      WHERE h.bucket_hour >= v_from AND h.bucket_hour <= v_now

@@ -184,7 +184,9 @@ CREATE TABLE popularity_engine.catalog (
     is_active  boolean NOT NULL DEFAULT true,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX catalog_category ON popularity_engine.catalog (category);
+-- With the product id: a category's products are read from the index alone (the set a windowed
+-- list with a category keeps).
+CREATE INDEX catalog_category ON popularity_engine.catalog (category, product_id);
 CREATE INDEX catalog_brand ON popularity_engine.catalog (brand);
 COMMENT ON TABLE popularity_engine.catalog IS
   'Product attributes used for ranking and category filters; the application upserts it. Products without a row are still tracked.';

@@ -110,6 +110,38 @@ LANGUAGE sql AS $$
      WHERE abs(e.score - s.score) > 1e-9 * greatest(1, s.score)
 $$;
 
+-- top_rated with a window against a recount from the log: the average event_value of the
+-- review_count types since the start of the hour, best first, ties by product id; windows from
+-- 1 hour to 12 days, with and without a category. Returns the cases, the cases with a non-empty
+-- answer, and the rows that differ.
+CREATE FUNCTION pg_temp.top_rated_differences() RETURNS TABLE (cases bigint, answered bigint, differences bigint)
+LANGUAGE sql AS $$
+    WITH cases AS (
+        SELECT make_interval(hours => h) AS win, k.category
+          FROM generate_series(1, 24 * 12, 13) AS h, (VALUES (NULL), ('c1'), ('c3')) AS k(category)),
+    answered AS (
+        SELECT c.win, c.category, p.rank, p.product_id, p.score
+          FROM cases c, popularity_engine.popular_products('top_rated', c.win, c.category, 20) p),
+    recount AS (
+        SELECT c.win, c.category, r.rank, r.product_id, r.score
+          FROM cases c, LATERAL (
+              SELECT (row_number() OVER (ORDER BY avg(t.event_value) DESC, t.product_id))::integer AS rank,
+                     t.product_id, avg(t.event_value) AS score
+                FROM popularity_engine.product_interactions t
+                JOIN popularity_engine.interaction_weights w USING (interaction_type)
+                LEFT JOIN popularity_engine.catalog cat ON cat.product_id = t.product_id
+               WHERE w.counter = 'review_count' AND t.product_id IS NOT NULL
+                 AND t.occurred_at >= date_trunc('hour', now() - c.win, 'UTC')
+                 AND (c.category IS NULL OR cat.category = c.category)
+               GROUP BY t.product_id
+               ORDER BY 1 LIMIT 20) r)
+    SELECT (SELECT count(*) FROM cases),
+           (SELECT count(DISTINCT (win, category)) FROM answered),
+           (SELECT count(*) FROM answered a FULL JOIN recount r
+                ON (a.win, a.rank) = (r.win, r.rank) AND a.category IS NOT DISTINCT FROM r.category
+             WHERE a.product_id IS DISTINCT FROM r.product_id OR NOT abs(a.score - r.score) <= 1e-12)
+$$;
+
 -- First build (the refresh after an update from 0.2.0 does the same from the hourly buckets).
 SELECT pg_temp.add_events(10000, 1, interval '12 days');
 CALL popularity_engine.refresh_popularity();
@@ -134,6 +166,12 @@ SELECT (SELECT max(c) FROM (SELECT count(DISTINCT d.product_id) AS c FROM popula
 SELECT * FROM pg_temp.broken_invariants();
 SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
        differences FROM pg_temp.compare();
+SELECT * FROM pg_temp.top_rated_differences();
+-- With a second type counted as a review (its value 1), top_rated averages both types.
+BEGIN;
+UPDATE popularity_engine.interaction_weights SET counter = 'review_count' WHERE interaction_type = 'click';
+SELECT * FROM pg_temp.top_rated_differences();
+ROLLBACK;
 
 -- A weight edit: until the next refresh the lists do not match the weights and are not used.
 UPDATE popularity_engine.interaction_weights SET popularity_weight = 9 WHERE interaction_type = 'click';
