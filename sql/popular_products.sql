@@ -65,11 +65,11 @@ COMMENT ON FUNCTION popularity_engine.popular_all_time(popularity_engine.popular
   'Internal: popular_products without a time window.';
 
 -- top_rated within a window: the average rating of the window's review buckets, best first, ties
--- by product id. Planned for the given types and category (force_custom_plan): with the default
--- weights the types are the reviews alone, and the buckets come from popularity_hourly_reviews
--- without a visit to the table. A category is a set of product ids read from catalog_category
--- before the buckets, rather than a lookup per bucket. The events are summed as float8 (exact
--- for counts below 2^53): a bigint sum is a numeric, and made the aggregate several times slower.
+-- by product id. Planned for the given types and category (force_custom_plan), so that only the
+-- types' buckets are read, through popularity_hourly_type. For a category the planner may hash
+-- the category's products, read from catalog_category alone, or look up each bucket's product
+-- when that set would not fit in work_mem. The events are summed as float8 (exact for counts
+-- below 2^53): a bigint sum is a numeric, and made the aggregate about twice as slow.
 CREATE FUNCTION popularity_engine.top_rated_in_window(
     types popularity_engine.interaction_type[], since timestamptz, until timestamptz,
     category text, n integer)
@@ -83,8 +83,8 @@ BEGIN
       FROM (SELECT h.product_id, sum(h.value_sum) / nullif(sum(h.events::float8), 0) AS score
               FROM popularity_engine.popularity_hourly h
              WHERE h.interaction_type = ANY (types) AND h.bucket_hour >= since AND h.bucket_hour <= until
-               AND (category IS NULL OR h.product_id IN (SELECT c.product_id FROM popularity_engine.catalog c
-                                                          WHERE c.category = category))
+               AND (category IS NULL OR EXISTS (SELECT 1 FROM popularity_engine.catalog c
+                                                 WHERE c.product_id = h.product_id AND c.category = category))
              GROUP BY h.product_id) g
      WHERE g.score > 0
      ORDER BY g.score DESC, g.product_id

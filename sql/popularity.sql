@@ -111,14 +111,11 @@ CREATE TABLE popularity_engine.popularity_hourly (
 -- A product's buckets in time order: the exact window sums of the few candidates the window
 -- lists name.
 CREATE INDEX popularity_hourly_product ON popularity_engine.popularity_hourly (product_id, bucket_hour);
--- One type's buckets in time order: a mode that counts one kind of event sums only its buckets.
--- No INCLUDE of the counts: an index holding them would make every bucket update a non-HOT one.
+-- One type's buckets in time order: a mode that counts one kind of event sums only its buckets
+-- (top_rated, which has no window lists, reads its reviews alone). No index may hold the counts,
+-- not even a partial one: an update is HOT only if it changes no column of any index of the
+-- table, so every bucket update would stop being one.
 CREATE INDEX popularity_hourly_type ON popularity_engine.popularity_hourly (interaction_type, bucket_hour);
--- The review buckets with their counts, for top_rated (an average, which the window lists cannot
--- bound): a window's reviews are read from this index alone. Only review buckets pay the non-HOT
--- updates of an index that holds counts, and reviews are a small share of the events.
-CREATE INDEX popularity_hourly_reviews ON popularity_engine.popularity_hourly (bucket_hour)
-    INCLUDE (product_id, events, value_sum) WHERE interaction_type = 'review';
 COMMENT ON TABLE popularity_engine.popularity_hourly IS
   'Events per product, hour and type (wishlist: adds only), for popular_products(time_window => ...). decay_sum = sum(2^((occurred_at - bucket_hour) / trending_half_life)).';
 
