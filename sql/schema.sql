@@ -184,8 +184,8 @@ CREATE TABLE popularity_engine.catalog (
     is_active  boolean NOT NULL DEFAULT true,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
--- With the product id: a category's products are read from the index alone (the set a windowed
--- list with a category keeps).
+-- With the product id, so that a category's set of products is read from the index alone
+-- (top_rated with a window and a category hashes that set).
 CREATE INDEX catalog_category ON popularity_engine.catalog (category, product_id);
 CREATE INDEX catalog_brand ON popularity_engine.catalog (brand);
 COMMENT ON TABLE popularity_engine.catalog IS
