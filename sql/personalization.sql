@@ -22,12 +22,19 @@ COMMENT ON FUNCTION popularity_engine.user_interaction_count(bigint, bigint) IS
   'How many interactions with a product a user has: the larger of the aggregated all-time count (user_profiles) and the rows in the log (counted up to up_to), so it is current before the next refresh.';
 
 -- The one cold-start rule, used by user_profile() and by recommend()/rank_products(); PL/pgSQL
--- for the same reason as user_interaction_count.
+-- for the same reason as user_interaction_count. A user whose aggregated count already reaches
+-- the threshold is warm whatever the log holds (the count is the larger of the two), so the log,
+-- whose every weekly partition the count opens, is read only for the others: most of the
+-- decision's cost on a warm user's call, and on a first call most of its page reads.
 CREATE FUNCTION popularity_engine.is_cold_start(user_id bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     v_threshold integer := popularity_engine.cold_start_threshold();
 BEGIN
+    IF (SELECT p.interaction_count FROM popularity_engine.user_profiles p
+         WHERE p.user_id = is_cold_start.user_id) >= v_threshold THEN
+        RETURN false;
+    END IF;
     RETURN popularity_engine.user_interaction_count(is_cold_start.user_id, v_threshold) < v_threshold;
 END
 $fn$;
