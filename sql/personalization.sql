@@ -24,8 +24,8 @@ COMMENT ON FUNCTION popularity_engine.user_interaction_count(bigint, bigint) IS
 -- The one cold-start rule, used by user_profile() and by recommend()/rank_products(); PL/pgSQL
 -- for the same reason as user_interaction_count. A user whose aggregated count already reaches
 -- the threshold is warm whatever the log holds (the count is the larger of the two), so the log,
--- whose every weekly partition the count opens, is read only for the others: most of the
--- decision's cost on a warm user's call, and on a first call most of its page reads.
+-- whose every partition the count opens, is read only for the others: most of the decision's
+-- cost on a warm user's call, and on a first call most of its page reads.
 CREATE FUNCTION popularity_engine.is_cold_start(user_id bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
