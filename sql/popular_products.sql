@@ -66,10 +66,9 @@ COMMENT ON FUNCTION popularity_engine.popular_all_time(popularity_engine.popular
 
 -- top_rated within a window: the average rating of the window's review buckets, best first, ties
 -- by product id. Planned for the given types and category (force_custom_plan), so that only the
--- types' buckets are read, through popularity_hourly_type. For a category the planner may hash
--- the category's products, read from catalog_category alone, or look up each bucket's product
--- when that set would not fit in work_mem. The events are summed as float8 (exact for counts
--- below 2^53): a bigint sum is a numeric, and made the aggregate 1.7 times as slow.
+-- types' buckets are read, through popularity_hourly_type. The events are summed as float8
+-- (exact for counts below 2^53): a bigint sum is a numeric, and made the aggregate 1.7 times as
+-- slow.
 CREATE FUNCTION popularity_engine.top_rated_in_window(
     types popularity_engine.interaction_type[], since timestamptz, until timestamptz,
     category text, n integer)

@@ -184,9 +184,7 @@ CREATE TABLE popularity_engine.catalog (
     is_active  boolean NOT NULL DEFAULT true,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
--- With the product id, so that a category's set of products is read from the index alone
--- (top_rated with a window and a category hashes that set).
-CREATE INDEX catalog_category ON popularity_engine.catalog (category, product_id);
+CREATE INDEX catalog_category ON popularity_engine.catalog (category);
 CREATE INDEX catalog_brand ON popularity_engine.catalog (brand);
 COMMENT ON TABLE popularity_engine.catalog IS
   'Product attributes used for ranking and category filters; the application upserts it. Products without a row are still tracked.';

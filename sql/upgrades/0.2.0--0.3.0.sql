@@ -75,8 +75,6 @@ COMMENT ON COLUMN popularity_engine.refresh_state.window_signature IS
   'window_signature() of the weights and half-life the window lists were computed with.';
 CREATE INDEX popularity_hourly_product ON popularity_engine.popularity_hourly (product_id, bucket_hour);
 CREATE INDEX popularity_hourly_type ON popularity_engine.popularity_hourly (interaction_type, bucket_hour);
-DROP INDEX popularity_engine.catalog_category;
-CREATE INDEX catalog_category ON popularity_engine.catalog (category, product_id);
 CREATE TABLE popularity_engine.popularity_daily (
     product_id      bigint NOT NULL,
     day             date NOT NULL,
