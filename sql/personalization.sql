@@ -2,17 +2,25 @@
 -- user_profile(). recommend() and rank_products() are in Rust (src/ranking.rs).
 
 -- The larger of the aggregated all-time count and the rows in the log (counted up to `up_to`):
--- current before the next refresh, and cheap for a user with a long history. PL/pgSQL rather
--- than SQL: a SQL function with a SET clause is planned again on every call, and planning the
--- count over every weekly partition of the log cost more than running it; PL/pgSQL keeps the
--- plan for the session.
+-- current before the next refresh, and cheap for a user with a long history. An aggregated count
+-- that already reaches `up_to` is the answer whatever the log holds, so the log, whose every
+-- partition the count opens, is read only otherwise: for the cold-start decision of a warm user
+-- (up_to = the threshold), most of its cost, and on a first call most of its page reads.
+-- PL/pgSQL rather than SQL: a SQL function with a SET clause is planned again on every call, and
+-- planning the count over every weekly partition of the log cost more than running it; PL/pgSQL
+-- keeps the plan for the session.
 CREATE FUNCTION popularity_engine.user_interaction_count(user_id bigint, up_to bigint DEFAULT 10000)
 RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_aggregated bigint := coalesce((SELECT p.interaction_count FROM popularity_engine.user_profiles p
+                                      WHERE p.user_id = user_interaction_count.user_id), 0);
 BEGIN
+    IF up_to >= 0 AND v_aggregated >= up_to THEN
+        RETURN v_aggregated;
+    END IF;
     RETURN greatest(
-        coalesce((SELECT p.interaction_count FROM popularity_engine.user_profiles p
-                   WHERE p.user_id = user_interaction_count.user_id), 0),
+        v_aggregated,
         (SELECT count(*) FROM (SELECT 1 FROM popularity_engine.product_interactions i
                                 WHERE i.user_id = user_interaction_count.user_id
                                   AND i.product_id IS NOT NULL LIMIT user_interaction_count.up_to) AS live));
@@ -22,19 +30,12 @@ COMMENT ON FUNCTION popularity_engine.user_interaction_count(bigint, bigint) IS
   'How many interactions with a product a user has: the larger of the aggregated all-time count (user_profiles) and the rows in the log (counted up to up_to), so it is current before the next refresh.';
 
 -- The one cold-start rule, used by user_profile() and by recommend()/rank_products(); PL/pgSQL
--- for the same reason as user_interaction_count. A user whose aggregated count already reaches
--- the threshold is warm whatever the log holds (the count is the larger of the two), so the log,
--- whose every partition the count opens, is read only for the others: most of the decision's
--- cost on a warm user's call, and on a first call most of its page reads.
+-- for the same reason as user_interaction_count.
 CREATE FUNCTION popularity_engine.is_cold_start(user_id bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     v_threshold integer := popularity_engine.cold_start_threshold();
 BEGIN
-    IF (SELECT p.interaction_count FROM popularity_engine.user_profiles p
-         WHERE p.user_id = is_cold_start.user_id) >= v_threshold THEN
-        RETURN false;
-    END IF;
     RETURN popularity_engine.user_interaction_count(is_cold_start.user_id, v_threshold) < v_threshold;
 END
 $fn$;
