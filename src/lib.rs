@@ -4,6 +4,7 @@
 use pgrx::prelude::*;
 
 mod batch;
+mod candidates;
 mod cluster;
 mod collaborative;
 mod error;

@@ -19,14 +19,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
+use crate::candidates::{candidate_sources, Candidate, Source};
 use crate::collaborative::personal_components;
 use crate::error::{During, EngineError, OrReport, Required};
 use crate::gucs;
-use crate::spi_util::{first_value, ids, ids_kept, rows_kept};
+use crate::spi_util::{first_value, rows_kept};
 use crate::user_context::{load_user, UserContext};
 use crate::validation::{check_limit, check_user};
 
@@ -37,12 +37,6 @@ type RankedRow = (i32, i64, f64, f64, f64, f64, String);
 const MAX_N: i32 = 1000;
 /// Largest candidate list of rank_products().
 const MAX_CANDIDATES: usize = 10_000;
-/// recommend() considers at least this many of the products most similar to the history. 100,
-/// and 2n per other source, measured as good as 200 and 4n on every data set of
-/// bench/QUALITY.md, at two thirds of the cached call's time (bench/PROFILE.md): each candidate
-/// costs an index lookup in catalog and one in product_stats.
-const COLLABORATIVE_CANDIDATES: usize = 100;
-
 /// Catalog and popularity facts about one candidate product.
 #[derive(Clone, Debug)]
 struct Product {
@@ -57,13 +51,7 @@ struct Product {
     in_catalog: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Source {
-    Personal,
-    Trending,
-    Popular,
-}
-
+#[derive(Clone)]
 struct Scored {
     product: Product,
     score: f64,
@@ -138,6 +126,14 @@ fn base_relevance(p: &Product, price_band: Option<f64>) -> f64 {
     0.5 * stock + 0.5 * price_fit
 }
 
+/// score = w_base x base_relevance + w_pers x personalization + w_pop x popularity, before the
+/// recent-order penalty.
+fn blend(base: f64, personalization: f64, popularity: f64) -> f64 {
+    gucs::WEIGHT_BASE_RELEVANCE.get() * base
+        + gucs::WEIGHT_PERSONALIZATION.get() * personalization
+        + gucs::WEIGHT_POPULARITY.get() * popularity
+}
+
 /// What scoring a product needs to know besides the product.
 struct Ranker<'a> {
     ctx: &'a UserContext,
@@ -151,11 +147,7 @@ impl Ranker<'_> {
     fn score(&self, p: &Product, relevance: Option<f64>, fallback_reason: &str) -> Scored {
         let ctx = self.ctx;
         let base = relevance.unwrap_or_else(|| base_relevance(p, ctx.price_band));
-        let popularity = if self.max_pop > 0.0 {
-            (1.0 + p.popularity_score).ln() / (1.0 + self.max_pop).ln()
-        } else {
-            0.0
-        };
+        let popularity = self.popularity(p.popularity_score);
         let parts = if ctx.cold {
             Vec::new()
         } else {
@@ -170,9 +162,7 @@ impl Ranker<'_> {
             .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(&a.1)))
             .map(|(_, r)| r.clone())
             .unwrap_or_else(|| fallback_reason.to_string());
-        let mut total = gucs::WEIGHT_BASE_RELEVANCE.get() * base
-            + gucs::WEIGHT_PERSONALIZATION.get() * personalization
-            + gucs::WEIGHT_POPULARITY.get() * popularity;
+        let mut total = blend(base, personalization, popularity);
         if ctx.recent_orders.contains(&p.id) {
             total *= 1.0 - gucs::RECENT_ORDER_PENALTY.get();
         }
@@ -184,6 +174,42 @@ impl Ranker<'_> {
             popularity,
             reason,
         }
+    }
+
+    /// popularity = ln(1 + popularity_score) / ln(1 + the highest popularity_score).
+    fn popularity(&self, popularity_score: f64) -> f64 {
+        if self.max_pop > 0.0 {
+            (1.0 + popularity_score).ln() / (1.0 + self.max_pop).ln()
+        } else {
+            0.0
+        }
+    }
+
+    /// The highest score `c` can reach whatever its catalog facts: base relevance and both
+    /// affinities at their maximum of 1, and popularity at 1 unless its popularity_score is
+    /// known. Every part of the blend grows with each of its inputs and the recent-order penalty
+    /// only lowers a score, so no product scores above its bound.
+    fn score_bound(&self, c: &Candidate) -> f64 {
+        let cf = self
+            .ctx
+            .collaborative
+            .get(&c.id)
+            .map_or(0.0, |entry| entry.0);
+        let parts = personal_components(cf, 1.0, 1.0, gucs::personal_weights());
+        let personalization = parts.iter().sum::<f64>().min(1.0);
+        let popularity = c.popularity_score.map_or(1.0, |s| self.popularity(s));
+        blend(1.0, personalization, popularity)
+    }
+
+    /// `p` scored as a candidate of `source`; the reason when no personal component contributes
+    /// names the cold start or the source.
+    fn score_candidate(&self, p: &Product, source: Source) -> Scored {
+        let fallback = match (self.ctx.cold, source) {
+            (true, _) => "cold_start",
+            (false, Source::Trending) => "trending",
+            (false, _) => "popular",
+        };
+        self.score(p, None, fallback)
     }
 
     /// The personal components of `p` (src/collaborative.rs) with the reason each one gives.
@@ -239,78 +265,6 @@ fn output(rows: Vec<Scored>) -> TableIterator<'static, RankedRow> {
     }))
 }
 
-const TOP_IN_CATEGORY: &str = "SELECT s.product_id FROM popularity_engine.product_stats s
-  WHERE s.category = $1 AND ($2::text IS NULL OR s.category = $2) AND s.popularity_score > 0
-  ORDER BY s.popularity_score DESC, s.product_id LIMIT $3";
-const TOP_OF_BRAND: &str = "SELECT s.product_id FROM popularity_engine.product_stats s
-  WHERE s.brand = $1 AND ($2::text IS NULL OR s.category = $2) AND s.popularity_score > 0
-  ORDER BY s.popularity_score DESC, s.product_id LIMIT $3";
-const TRENDING: &str = "SELECT s.product_id FROM popularity_engine.product_stats s
-   LEFT JOIN popularity_engine.catalog c ON c.product_id = s.product_id
-  WHERE s.trend_fwd > 0 AND s.trend_events > 0 AND ($1::text IS NULL OR c.category = $1)
-  ORDER BY s.trend_fwd DESC, s.product_id LIMIT $2";
-const POPULAR: &str = "SELECT s.product_id FROM popularity_engine.product_stats s
-   LEFT JOIN popularity_engine.catalog c ON c.product_id = s.product_id
-  WHERE s.popularity_score > 0 AND ($1::text IS NULL OR c.category = $1)
-  ORDER BY s.popularity_score DESC, s.product_id LIMIT $2";
-
-/// The candidate sources of recommend(), each product with the source that found it first:
-/// personal (the products most similar to the user's history, the top products of the user's 3
-/// strongest categories and 2 strongest brands; not for a cold user), then trending, then popular
-/// (for a warm user only when the personal ones are fewer than `pool`, a category is asked or
-/// `fill` says that a first draw fell short). At most `pool` products per source query.
-fn candidate_sources(
-    client: &SpiClient,
-    ranker: &Ranker,
-    category: Option<&str>,
-    pool: i64,
-    fill: bool,
-) -> Result<Vec<(i64, Source)>, EngineError> {
-    let ctx = ranker.ctx;
-    let cat = || -> DatumWithOid { category.map(str::to_owned).into() };
-    let mut sources: Vec<(i64, Source)> = Vec::new();
-    if !ctx.cold {
-        let mut similar: Vec<(&i64, &(f64, i64))> = ctx.collaborative.iter().collect();
-        similar.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then(a.0.cmp(b.0)));
-        sources.extend(
-            similar
-                .into_iter()
-                .take(COLLABORATIVE_CANDIDATES.max(pool as usize))
-                .map(|(p, _)| (*p, Source::Personal)),
-        );
-        for (affinity, take, sql) in [
-            (&ctx.category_affinity, 3, TOP_IN_CATEGORY),
-            (&ctx.brand_affinity, 2, TOP_OF_BRAND),
-        ] {
-            let mut best: Vec<(&String, &f64)> = affinity.iter().collect();
-            best.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
-            for (value, _) in best.into_iter().take(take) {
-                let args = [value.clone().into(), cat(), pool.into()];
-                let found = ids_kept(client, "reading the user's top products", sql, &args)?;
-                sources.extend(found.into_iter().map(|p| (p, Source::Personal)));
-            }
-        }
-    }
-    let mut seen = HashSet::new();
-    sources.retain(|(p, _)| seen.insert(*p));
-    // A warm user's list comes from their own signals; trending and popular products fill it
-    // when those are too few (or may miss the requested category).
-    if ctx.cold || category.is_some() || fill || sources.len() < pool as usize {
-        // first source wins: personal before trending before popular
-        for (doing, sql, source) in [
-            ("reading trending products", TRENDING, Source::Trending),
-            ("reading popular products", POPULAR, Source::Popular),
-        ] {
-            for p in ids(client, doing, sql, &[cat(), pool.into()])? {
-                if seen.insert(p) {
-                    sources.push((p, source));
-                }
-            }
-        }
-    }
-    Ok(sources)
-}
-
 /// Whether recommend() may show `p`: catalogued, active, in stock (or stock unknown), not
 /// excluded and in the requested category.
 fn recommendable(p: &Product, excluded: &HashSet<i64>, category: Option<&str>) -> bool {
@@ -321,35 +275,81 @@ fn recommendable(p: &Product, excluded: &HashSet<i64>, category: Option<&str>) -
         && category.is_none_or(|c| p.category.as_deref() == Some(c))
 }
 
-/// Scores the recommendable candidates and orders them: by score, or for a cold user the
-/// cold-start list (trending first, then popular, each in its own order).
-fn score_candidates(
-    ranker: &Ranker,
-    sources: &[(i64, Source)],
-    products: &HashMap<i64, Product>,
-    excluded: &HashSet<i64>,
-    category: Option<&str>,
-) -> Vec<Scored> {
-    let cold = ranker.ctx.cold;
-    let mut scored: Vec<(Source, Scored)> = sources
-        .iter()
-        .filter_map(|(id, source)| products.get(id).map(|p| (*source, p)))
-        .filter(|(_, p)| recommendable(p, excluded, category))
-        .map(|(source, p)| {
-            let fallback = match (cold, source) {
-                (true, _) => "cold_start",
-                (false, Source::Trending) => "trending",
-                (false, _) => "popular",
-            };
-            (source, ranker.score(p, None, fallback))
-        })
-        .collect();
-    if cold {
-        scored.sort_by_key(|(source, _)| (*source != Source::Trending) as u8);
-    } else {
-        scored.sort_by(|a, b| by_score(&a.1, &b.1));
+/// What a recommend() list must be.
+struct ListRules<'a> {
+    n: usize,
+    per_category: usize,
+    /// How many products the list can hold at most: n, or max_per_category for a category's list.
+    reachable: usize,
+    excluded: &'a HashSet<i64>,
+    category: Option<&'a str>,
+}
+
+impl ListRules<'_> {
+    fn diversify(&self, scored: Vec<Scored>) -> Vec<Scored> {
+        diversify(scored, self.n, self.per_category)
     }
-    scored.into_iter().map(|(_, s)| s).collect()
+}
+
+/// A cold user's list: every candidate read, trending first, then popular, each in its own order.
+fn cold_start_list(
+    client: &SpiClient,
+    ranker: &Ranker,
+    candidates: &[Candidate],
+    rules: &ListRules,
+) -> Result<Vec<Scored>, EngineError> {
+    let ids: Vec<i64> = candidates.iter().map(|c| c.id).collect();
+    let products = load_products(client, &ids)?;
+    let mut scored: Vec<(Source, Scored)> = candidates
+        .iter()
+        .filter_map(|c| products.get(&c.id).map(|p| (c.source, p)))
+        .filter(|(_, p)| recommendable(p, rules.excluded, rules.category))
+        .map(|(source, p)| (source, ranker.score_candidate(p, source)))
+        .collect();
+    scored.sort_by_key(|(source, _)| (*source != Source::Trending) as u8);
+    Ok(rules.diversify(scored.into_iter().map(|(_, s)| s).collect()))
+}
+
+/// A warm user's list, by score. The candidates are read best bound first, a batch at a time,
+/// until the list is decided: it is full (`reachable` products) and its last product scores
+/// above the bound of every candidate not read yet, which can then change neither the order
+/// nor the cap per category of what comes before it. So the list is the one that scoring every
+/// candidate gives, while most products of the category, brand and popular sources, whose
+/// popularity alone cannot lift them into it, are never looked up.
+fn list_by_score(
+    client: &SpiClient,
+    ranker: &Ranker,
+    candidates: &[Candidate],
+    rules: &ListRules,
+) -> Result<Vec<Scored>, EngineError> {
+    let mut by_bound: Vec<(f64, &Candidate)> = candidates
+        .iter()
+        .map(|c| (ranker.score_bound(c), c))
+        .collect();
+    by_bound.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
+    let batch = (2 * rules.n).max(25);
+    let mut scored: Vec<Scored> = Vec::new();
+    let mut picked = Vec::new();
+    for (i, chunk) in by_bound.chunks(batch).enumerate() {
+        let ids: Vec<i64> = chunk.iter().map(|(_, c)| c.id).collect();
+        let products = load_products(client, &ids)?;
+        scored.extend(
+            chunk
+                .iter()
+                .filter_map(|(_, c)| products.get(&c.id).map(|p| (c.source, p)))
+                .filter(|(_, p)| recommendable(p, rules.excluded, rules.category))
+                .map(|(source, p)| ranker.score_candidate(p, source)),
+        );
+        scored.sort_by(by_score);
+        picked = rules.diversify(scored.clone());
+        let Some((next_bound, _)) = by_bound.get((i + 1) * batch) else {
+            break;
+        };
+        if picked.len() >= rules.reachable && picked.last().is_some_and(|s| s.score > *next_bound) {
+            break;
+        }
+    }
+    Ok(picked)
 }
 
 /// The first `n` of `scored` with at most `per_category` per category. Products without a
@@ -418,6 +418,18 @@ fn recommendations(
     let n = check_n(n)?;
     let excluded: HashSet<i64> = exclude.unwrap_or_default().into_iter().flatten().collect();
     let per_category = gucs::MAX_PER_CATEGORY.get().max(1) as usize;
+    let rules = ListRules {
+        n,
+        per_category,
+        // A list of one category holds at most max_per_category products, whatever the pool.
+        reachable: if category.is_some() {
+            n.min(per_category)
+        } else {
+            n
+        },
+        excluded: &excluded,
+        category,
+    };
     Spi::connect(|client| {
         let ctx = load_user(client, user_id)?;
         let ranker = Ranker {
@@ -425,21 +437,17 @@ fn recommendations(
             max_pop: max_popularity(client)?,
         };
         let draw = |pool: usize, fill: bool| -> Result<(Vec<Scored>, usize), EngineError> {
-            let sources = candidate_sources(client, &ranker, category, pool as i64, fill)?;
-            let all: Vec<i64> = sources.iter().map(|(p, _)| *p).collect();
-            let products = load_products(client, &all)?;
-            let scored = score_candidates(&ranker, &sources, &products, &excluded, category);
-            Ok((diversify(scored, n, per_category), all.len()))
-        };
-        // A list of one category holds at most max_per_category products, whatever the pool.
-        let reachable = if category.is_some() {
-            n.min(per_category)
-        } else {
-            n
+            let sources = candidate_sources(client, &ctx, category, pool as i64, fill)?;
+            let picked = if ctx.cold {
+                cold_start_list(client, &ranker, &sources, &rules)?
+            } else {
+                list_by_score(client, &ranker, &sources, &rules)?
+            };
+            Ok((picked, sources.len()))
         };
         let pool = (n * 2).max(25);
         let (picked, drawn) = draw(pool, false)?;
-        if picked.len() >= reachable || drawn < pool {
+        if picked.len() >= rules.reachable || drawn < pool {
             return Ok(picked);
         }
         // Short (stock-outs, exclusions, the cap per category): once more from four times the
@@ -662,6 +670,48 @@ mod tests {
         // out of stock, same distance below the band
         let below = base_relevance(&priced(Some(0), Some(0.3 - 2f64.ln())), Some(0.3));
         assert!((below - 0.420_448_207_626_857_25).abs() < 1e-15);
+    }
+
+    #[test]
+    fn no_product_scores_above_its_bound() {
+        let mut ctx = UserContext::default();
+        ctx.collaborative.insert(7, (0.5, 1));
+        ctx.category_affinity.insert("a".into(), 1.0);
+        ctx.brand_affinity.insert("b".into(), 0.4);
+        ctx.price_band = Some(0.0);
+        let ranker = Ranker {
+            ctx: &ctx,
+            max_pop: 99.0,
+        };
+        // default weights, popularity ln(10) / ln(100) = 0.5:
+        // 0.5 x 1 + 0.3 x (0.8 x 0.5 + 0.15 x 1 + 0.05 x 1) + 0.2 x 0.5 = 0.78
+        let known = Candidate {
+            id: 7,
+            source: Source::Personal,
+            popularity_score: Some(9.0),
+        };
+        assert!((ranker.score_bound(&known) - 0.78).abs() < 1e-12);
+        // popularity unknown: at most 1, so 0.88
+        let unknown = Candidate {
+            popularity_score: None,
+            ..known
+        };
+        assert!((ranker.score_bound(&unknown) - 0.88).abs() < 1e-12);
+        // the product with the best facts there are: base 1 (stock 1 - e^-200, on the band),
+        // 0.5 x 1 + 0.3 x (0.4 + 0.15 + 0.05 x 0.4) + 0.2 x 0.5 = 0.771, below its bound
+        let best = Product {
+            brand: Some("b".into()),
+            relative_price: Some(0.0),
+            inventory: Some(1000),
+            popularity_score: 9.0,
+            ..product(7, Some("a"))
+        };
+        let scored = ranker.score(&best, None, "popular");
+        assert!((scored.score - 0.771).abs() < 1e-12);
+        assert!(scored.score < ranker.score_bound(&known));
+        // no similarity to the history, popularity unknown: 0.5 + 0.3 x 0.2 + 0.2 = 0.76
+        let unrelated = Candidate { id: 8, ..unknown };
+        assert!((ranker.score_bound(&unrelated) - 0.76).abs() < 1e-12);
     }
 
     #[test]

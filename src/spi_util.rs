@@ -101,16 +101,6 @@ pub fn rows<'c>(
     client.select(sql, None, args).during(doing)
 }
 
-/// The product ids in the first column of a query's rows.
-pub fn ids(
-    client: &SpiClient,
-    doing: &'static str,
-    sql: &str,
-    args: &[DatumWithOid],
-) -> Result<Vec<i64>, EngineError> {
-    product_ids(rows(client, doing, sql, args)?, doing)
-}
-
 /// The product ids in the first column of `table`.
 fn product_ids(table: SpiTupleTable, doing: &'static str) -> Result<Vec<i64>, EngineError> {
     table
