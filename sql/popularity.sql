@@ -152,10 +152,12 @@ COMMENT ON VIEW popularity_engine.product_popularity IS
 
 -- State helpers ------------------------------------------------------------------------------
 
+-- The settings themselves rather than a hash of them: md5's first call in a backend starts
+-- OpenSSL, which every scheduled refresh (a new connection) paid (bench/PROFILE.md).
 CREATE FUNCTION popularity_engine.weights_signature() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT md5(string_agg(format('%s:%s:%s', interaction_type, counter, popularity_weight), ','
-                          ORDER BY interaction_type))
+    SELECT string_agg(format('%s:%s:%s', interaction_type, counter, popularity_weight), ','
+                      ORDER BY interaction_type)
       FROM popularity_engine.interaction_weights
 $$;
 COMMENT ON FUNCTION popularity_engine.weights_signature() IS
