@@ -20,7 +20,9 @@ BEGIN
     FOR v_week IN
         SELECT w FROM generate_series(
                    date_trunc('week', coalesce(since, now()), 'UTC'),
-                   date_trunc('week', now(), 'UTC') + make_interval(weeks => weeks_ahead),
+                   -- in hours: weeks would be added in the session's time zone, an hour short
+                   -- or long across a daylight-saving change
+                   date_trunc('week', now(), 'UTC') + make_interval(hours => 168 * weeks_ahead),
                    interval '168 hours') AS w
     LOOP
         v_name := 'product_interactions_p' || to_char(v_week AT TIME ZONE 'UTC', 'YYYYMMDD');

@@ -3,9 +3,10 @@
 -- category/brand sums. Exactly once like refresh_popularity (exactly_once.sql), with its own
 -- stored snapshot in preference_state.
 
+-- The weights' text, not a hash of it, for the reason weights_signature() gives.
 CREATE FUNCTION popularity_engine.affinity_weights_signature() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT md5(string_agg(format('%s:%s', interaction_type, affinity_weight), ',' ORDER BY interaction_type))
+    SELECT string_agg(format('%s:%s', interaction_type, affinity_weight), ',' ORDER BY interaction_type)
       FROM popularity_engine.interaction_weights
 $$;
 COMMENT ON FUNCTION popularity_engine.affinity_weights_signature() IS

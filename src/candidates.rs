@@ -1,8 +1,8 @@
 //! Where recommend() finds the products it scores: the products most similar to the user's
 //! history, the most popular products of the user's strongest categories and brands, trending
-//! and popular products. Each candidate keeps the source that found it first and, when that
-//! source read it from product_stats, its popularity_score, which lets the ranking bound the
-//! candidate's score before reading its catalog facts (src/ranking.rs).
+//! and popular products. Each candidate keeps the source that found it first and, when a source
+//! read it from product_stats, its popularity_score, which lets the ranking bound the candidate's
+//! score before reading its catalog facts (src/ranking.rs).
 
 use std::collections::HashMap;
 
@@ -30,8 +30,8 @@ pub enum Source {
 pub struct Candidate {
     pub id: i64,
     pub source: Source,
-    /// The product's popularity_score, when its source read it (the sources that rank
-    /// product_stats); None for the products found by similarity.
+    /// The product's popularity_score, when a source read it (those that rank product_stats);
+    /// None for a product only similarity found.
     pub popularity_score: Option<f64>,
 }
 

@@ -176,10 +176,12 @@ impl Ranker<'_> {
         }
     }
 
-    /// popularity = ln(1 + popularity_score) / ln(1 + the highest popularity_score).
+    /// popularity = ln(1 + popularity_score) / ln(1 + the highest popularity_score), at most 1
+    /// (a statement of a transaction that has written sees the refreshes committed since the
+    /// highest score was read).
     fn popularity(&self, popularity_score: f64) -> f64 {
         if self.max_pop > 0.0 {
-            (1.0 + popularity_score).ln() / (1.0 + self.max_pop).ln()
+            ((1.0 + popularity_score).ln() / (1.0 + self.max_pop).ln()).min(1.0)
         } else {
             0.0
         }
@@ -201,15 +203,26 @@ impl Ranker<'_> {
         blend(1.0, personalization, popularity)
     }
 
-    /// `p` scored as a candidate of `source`; the reason when no personal component contributes
+    /// `p` scored as candidate `c`: with the popularity_score its source read, the one its bound
+    /// was made of (the same as `p`'s, unless the caller's transaction has written: then each
+    /// statement has a snapshot of its own); the reason when no personal component contributes
     /// names the cold start or the source.
-    fn score_candidate(&self, p: &Product, source: Source) -> Scored {
-        let fallback = match (self.ctx.cold, source) {
+    fn score_candidate(&self, p: &Product, c: &Candidate) -> Scored {
+        let fallback = match (self.ctx.cold, c.source) {
             (true, _) => "cold_start",
             (false, Source::Trending) => "trending",
             (false, _) => "popular",
         };
-        self.score(p, None, fallback)
+        match c.popularity_score {
+            Some(popularity_score) if popularity_score != p.popularity_score => {
+                let read = Product {
+                    popularity_score,
+                    ..p.clone()
+                };
+                self.score(&read, None, fallback)
+            }
+            _ => self.score(p, None, fallback),
+        }
     }
 
     /// The personal components of `p` (src/collaborative.rs) with the reason each one gives.
@@ -275,11 +288,18 @@ fn recommendable(p: &Product, excluded: &HashSet<i64>, category: Option<&str>) -
         && category.is_none_or(|c| p.category.as_deref() == Some(c))
 }
 
+/// 2n, at least 25: how many products each candidate source draws, and how many candidates are
+/// looked up at a time (one statement each: a list of n is usually decided by the first two).
+fn draw_size(n: usize) -> usize {
+    (2 * n).max(25)
+}
+
 /// What a recommend() list must be.
 struct ListRules<'a> {
     n: usize,
     per_category: usize,
-    /// How many products the list can hold at most: n, or max_per_category for a category's list.
+    /// How many products the list can hold at most: n, or min(n, max_per_category) for a
+    /// category's list.
     reachable: usize,
     excluded: &'a HashSet<i64>,
     category: Option<&'a str>,
@@ -302,9 +322,9 @@ fn cold_start_list(
     let products = load_products(client, &ids)?;
     let mut scored: Vec<(Source, Scored)> = candidates
         .iter()
-        .filter_map(|c| products.get(&c.id).map(|p| (c.source, p)))
+        .filter_map(|c| products.get(&c.id).map(|p| (c, p)))
         .filter(|(_, p)| recommendable(p, rules.excluded, rules.category))
-        .map(|(source, p)| (source, ranker.score_candidate(p, source)))
+        .map(|(c, p)| (c.source, ranker.score_candidate(p, c)))
         .collect();
     scored.sort_by_key(|(source, _)| (*source != Source::Trending) as u8);
     Ok(rules.diversify(scored.into_iter().map(|(_, s)| s).collect()))
@@ -314,8 +334,9 @@ fn cold_start_list(
 /// until the list is decided: it is full (`reachable` products) and its last product scores
 /// above the bound of every candidate not read yet, which can then change neither the order
 /// nor the cap per category of what comes before it. So the list is the one that scoring every
-/// candidate gives, while most products of the category, brand and popular sources, whose
-/// popularity alone cannot lift them into it, are never looked up.
+/// candidate gives, while the products of the category, brand and popular sources whose
+/// popularity cannot lift them into it are never looked up. A list that stays short (the cap
+/// per category, stock-outs, exclusions) looks every candidate up.
 fn list_by_score(
     client: &SpiClient,
     ranker: &Ranker,
@@ -327,7 +348,7 @@ fn list_by_score(
         .map(|c| (ranker.score_bound(c), c))
         .collect();
     by_bound.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
-    let batch = (2 * rules.n).max(25);
+    let batch = draw_size(rules.n);
     let mut scored: Vec<Scored> = Vec::new();
     let mut picked = Vec::new();
     for (i, chunk) in by_bound.chunks(batch).enumerate() {
@@ -336,9 +357,9 @@ fn list_by_score(
         scored.extend(
             chunk
                 .iter()
-                .filter_map(|(_, c)| products.get(&c.id).map(|p| (c.source, p)))
+                .filter_map(|(_, c)| products.get(&c.id).map(|p| (*c, p)))
                 .filter(|(_, p)| recommendable(p, rules.excluded, rules.category))
-                .map(|(source, p)| ranker.score_candidate(p, source)),
+                .map(|(c, p)| ranker.score_candidate(p, c)),
         );
         scored.sort_by(by_score);
         picked = rules.diversify(scored.clone());
@@ -445,7 +466,7 @@ fn recommendations(
             };
             Ok((picked, sources.len()))
         };
-        let pool = (n * 2).max(25);
+        let pool = draw_size(n);
         let (picked, drawn) = draw(pool, false)?;
         if picked.len() >= rules.reachable || drawn < pool {
             return Ok(picked);
@@ -581,163 +602,4 @@ fn checked_candidates(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(r: Result<Vec<(i64, Option<f64>)>, EngineError>) -> String {
-        r.unwrap_err().message("popularity_engine.rank_products")
-    }
-
-    #[test]
-    fn candidates_are_checked_in_order_and_kept_once() {
-        assert_eq!(
-            checked_candidates(None, None),
-            Err(EngineError::missing("product_ids is required"))
-        );
-        assert_eq!(
-            message(checked_candidates(Some(vec![Some(1), Some(2)]), Some(vec![Some(0.5)]))),
-            "popularity_engine.rank_products: relevance has 1 elements but product_ids has 2: give one relevance per product"
-        );
-        assert_eq!(
-            message(checked_candidates(
-                Some(vec![Some(1)]),
-                Some(vec![Some(1.5)])
-            )),
-            "popularity_engine.rank_products: relevance[1] must be a number from 0 to 1"
-        );
-        assert_eq!(
-            message(checked_candidates(
-                Some(vec![Some(1), Some(0)]),
-                Some(vec![Some(9.0)])
-            )),
-            "popularity_engine.rank_products: product_ids[2] must be a positive product id"
-        );
-        // a repeated product keeps its first position's relevance
-        assert_eq!(
-            checked_candidates(
-                Some(vec![Some(7), Some(3), Some(7)]),
-                Some(vec![Some(0.1), None, Some(0.9)])
-            )
-            .map(|_| ()),
-            Err(EngineError::invalid(
-                "relevance[2] must be a number from 0 to 1"
-            ))
-        );
-        assert_eq!(
-            checked_candidates(
-                Some(vec![Some(7), Some(3), Some(7)]),
-                Some(vec![Some(0.1), Some(0.2), Some(0.9)])
-            ),
-            Ok(vec![(7, Some(0.1)), (3, Some(0.2))])
-        );
-        assert_eq!(
-            check_n(Some(1001))
-                .unwrap_err()
-                .message("popularity_engine.recommend"),
-            "popularity_engine.recommend: n = 1001 is not allowed: expected 1 to 1000"
-        );
-    }
-
-    fn product(id: i64, category: Option<&str>) -> Product {
-        Product {
-            id,
-            category: category.map(str::to_owned),
-            brand: None,
-            relative_price: None,
-            inventory: None,
-            is_active: true,
-            popularity_score: 0.0,
-            in_catalog: true,
-        }
-    }
-
-    #[test]
-    fn base_relevance_from_stock_and_price_fit() {
-        let priced = |inventory, relative_price| Product {
-            inventory,
-            relative_price,
-            ..product(1, Some("a"))
-        };
-        // unknown stock and no band: 0.5 x 0.5 + 0.5 x 0.5
-        assert_eq!(base_relevance(&priced(None, Some(0.3)), None), 0.5);
-        // inventory 5: stock 1 - e^-1 = 0.632121; on the band: price fit 1
-        let on_band = base_relevance(&priced(Some(5), Some(0.3)), Some(0.3));
-        assert!((on_band - 0.816_060_279_414_278_6).abs() < 1e-15);
-        // ln(2) above the band: price fit e^(-0.693147 / 4) = 0.840896 (2^-0.25)
-        let double = base_relevance(&priced(Some(5), Some(0.3 + 2f64.ln())), Some(0.3));
-        assert!((double - (0.5 * (1.0 - (-1f64).exp()) + 0.5 * 0.5f64.powf(0.25))).abs() < 1e-15);
-        assert!((0.5f64.powf(0.25) - 0.840_896_415_253_714_5).abs() < 1e-15);
-        // out of stock, same distance below the band
-        let below = base_relevance(&priced(Some(0), Some(0.3 - 2f64.ln())), Some(0.3));
-        assert!((below - 0.420_448_207_626_857_25).abs() < 1e-15);
-    }
-
-    #[test]
-    fn no_product_scores_above_its_bound() {
-        let mut ctx = UserContext::default();
-        ctx.collaborative.insert(7, (0.5, 1));
-        ctx.category_affinity.insert("a".into(), 1.0);
-        ctx.brand_affinity.insert("b".into(), 0.4);
-        ctx.price_band = Some(0.0);
-        let ranker = Ranker {
-            ctx: &ctx,
-            max_pop: 99.0,
-        };
-        // default weights, popularity ln(10) / ln(100) = 0.5:
-        // 0.5 x 1 + 0.3 x (0.8 x 0.5 + 0.15 x 1 + 0.05 x 1) + 0.2 x 0.5 = 0.78
-        let known = Candidate {
-            id: 7,
-            source: Source::Personal,
-            popularity_score: Some(9.0),
-        };
-        assert!((ranker.score_bound(&known) - 0.78).abs() < 1e-12);
-        // popularity unknown: at most 1, so 0.88
-        let unknown = Candidate {
-            popularity_score: None,
-            ..known
-        };
-        assert!((ranker.score_bound(&unknown) - 0.88).abs() < 1e-12);
-        // the product with the best facts there are: base 1 (stock 1 - e^-200, on the band),
-        // 0.5 x 1 + 0.3 x (0.4 + 0.15 + 0.05 x 0.4) + 0.2 x 0.5 = 0.771, below its bound
-        let best = Product {
-            brand: Some("b".into()),
-            relative_price: Some(0.0),
-            inventory: Some(1000),
-            popularity_score: 9.0,
-            ..product(7, Some("a"))
-        };
-        let scored = ranker.score(&best, None, "popular");
-        assert!((scored.score - 0.771).abs() < 1e-12);
-        assert!(scored.score < ranker.score_bound(&known));
-        // no similarity to the history, popularity unknown: 0.5 + 0.3 x 0.2 + 0.2 = 0.76
-        let unrelated = Candidate { id: 8, ..unknown };
-        assert!((ranker.score_bound(&unrelated) - 0.76).abs() < 1e-12);
-    }
-
-    #[test]
-    fn diversity_cap_counts_per_category() {
-        let product = |id, category: Option<&str>| Scored {
-            product: product(id, category),
-            score: 0.0,
-            base: 0.0,
-            personalization: 0.0,
-            popularity: 0.0,
-            reason: String::new(),
-        };
-        let scored = vec![
-            product(1, Some("a")),
-            product(2, Some("a")),
-            product(3, None),
-            product(4, Some("b")),
-            product(5, None),
-            product(6, Some("b")),
-            product(7, None),
-        ];
-        // one per category; products without a category are not capped
-        let kept: Vec<i64> = diversify(scored, 4, 1)
-            .iter()
-            .map(|s| s.product.id)
-            .collect();
-        assert_eq!(kept, vec![1, 3, 4, 5]);
-    }
-}
+mod tests;

@@ -131,11 +131,15 @@ SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_category_mo
 
 -- @routines
 
--- weights_signature() is the weights' text now, no longer its md5: a state stored under the md5
--- of the same weights still describes them (else the first refresh would rebuild trending).
+-- weights_signature() and affinity_weights_signature() are the weights' text now, no longer its
+-- md5: a state stored under the md5 of the same weights still describes them (else the first
+-- refreshes would rebuild trending and every user's preferences).
 UPDATE popularity_engine.refresh_state
    SET weights_signature = popularity_engine.weights_signature()
  WHERE weights_signature = md5(popularity_engine.weights_signature());
+UPDATE popularity_engine.preference_state
+   SET weights_signature = popularity_engine.affinity_weights_signature()
+ WHERE weights_signature = md5(popularity_engine.affinity_weights_signature());
 
 -- The catalog triggers call a routine created above.
 CREATE TRIGGER catalog_inserts_note_category_moves

@@ -115,11 +115,13 @@ for frozen in tests/upgrade/releases/popularity_engine--*.sql.gz; do
   fi
   checks=$((checks + 1))
 
-  # the stored state keeps its meaning across the update: the first refresh has no reason to
-  # rebuild trending (the weights' signature changed form in 0.3.0)
-  q "$db" -c "CALL popularity_engine.refresh_popularity()" >/dev/null
+  # the stored states keep their meaning across the update: the first refreshes have no reason
+  # to rebuild (the weights' signatures changed form in 0.3.0)
+  q "$db" -c "CALL popularity_engine.refresh_popularity()" -c "CALL popularity_engine.refresh_user_preferences()" >/dev/null
   note=$(q "$db" -c "SELECT message FROM popularity_engine.job_runs WHERE job = 'refresh_popularity' ORDER BY id DESC LIMIT 1")
   [[ "$note" == *"trending updated incrementally"* ]] || fail "$db: the first refresh after the update rebuilt trending: $note"
+  note=$(q "$db" -c "SELECT message FROM popularity_engine.job_runs WHERE job = 'refresh_user_preferences' ORDER BY id DESC LIMIT 1")
+  [[ "$note" != *"rebuilt"* ]] || fail "$db: the first preference refresh after the update rebuilt: $note"
   checks=$((checks + 1))
 
   activity "$db"

@@ -56,16 +56,20 @@ SELECT count(*) AS rows_left FROM popularity_engine.product_interactions WHERE o
 SELECT product_id, view_count, click_count FROM popularity_engine.product_popularity
  WHERE product_id IN (10, 11, 12) ORDER BY 1;
 -- the weeks left: none that ended before the cutoff, every one from the cutoff's week to four
--- ahead (how many depends on the weekday: the cutoff may fall in the week before last)
-SELECT count(*) FILTER (WHERE w.starts + interval '1 week' <= now() - interval '10 days') AS weeks_ended_before_cutoff,
+-- ahead (how many depends on the weekday: the cutoff may fall in the week before last), in UTC
+-- weeks of 168 hours whatever the session's time zone; times from the cleanup's own run
+SELECT count(*) FILTER (WHERE w.starts + interval '168 hours' <= r.cutoff) AS weeks_ended_before_cutoff,
        array_agg(w.starts ORDER BY w.starts)
-         = ARRAY(SELECT generate_series(date_trunc('week', now() - interval '10 days', 'UTC'),
-                                        date_trunc('week', now(), 'UTC') + interval '4 weeks',
-                                        interval '1 week')) AS every_week_from_the_cutoffs
-  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
+         = ARRAY(SELECT generate_series(date_trunc('week', r.cutoff, 'UTC'),
+                                        date_trunc('week', r.started_at, 'UTC') + interval '672 hours',
+                                        interval '168 hours')) AS every_week_from_the_cutoffs
+  FROM (SELECT j.started_at, j.started_at - interval '10 days' AS cutoff FROM popularity_engine.job_runs j
+         WHERE j.job = 'cleanup_interactions' ORDER BY j.id DESC LIMIT 1) r,
+       pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
        LATERAL (SELECT to_date(substr(c.relname, 23), 'YYYYMMDD')::timestamp AT TIME ZONE 'UTC' AS starts) w
  WHERE i.inhparent = 'popularity_engine.product_interactions'::regclass
-   AND c.relname ~ '^product_interactions_p[0-9]{8}$';
+   AND c.relname ~ '^product_interactions_p[0-9]{8}$'
+ GROUP BY r.started_at, r.cutoff;
 SELECT pg_temp.try($$CALL popularity_engine.cleanup_interactions(interval '-1 day')$$);
 
 -- job_health: last success, last error, pending interactions

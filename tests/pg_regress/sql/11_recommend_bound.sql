@@ -4,6 +4,7 @@
 -- each category's top 25 is read), so the full scoring is rank_products() over the whole
 -- catalog, filtered like recommend() (active, in stock or stock unknown, not excluded, the
 -- category asked) and cut by max_per_category.
+CREATE EXTENSION IF NOT EXISTS popularity_engine;
 DROP EXTENSION popularity_engine;
 CREATE EXTENSION popularity_engine;
 SET client_min_messages = warning;
@@ -50,26 +51,40 @@ RETURNS TABLE (product_id bigint, score double precision) LANGUAGE sql AS $$
      LIMIT n
 $$;
 
--- recommend() against the full scoring, rank by rank: no difference in any case
-SELECT u AS user_id, n, cat, count(*) FILTER (WHERE a.product_id IS DISTINCT FROM b.product_id
-                                              OR a.score IS DISTINCT FROM b.score) AS differences,
-       count(a.product_id) AS listed
-  FROM generate_series(1, 3) AS u,
-       (VALUES (3, NULL), (12, NULL), (40, NULL), (12, 'bound-b')) AS c(n, cat),
-       LATERAL (SELECT row_number() OVER (ORDER BY r.rank) AS k, r.product_id, r.score
-                  FROM popularity_engine.recommend(u, n, cat) r) a
-       FULL JOIN LATERAL (SELECT s.k, s.product_id, s.score
-                            FROM pg_temp.scored_all(u, n, cat, '{}') WITH ORDINALITY s(product_id, score, k)) b ON a.k = b.k
- GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+-- recommend() against the full scoring, rank by rank: differences and how many were listed
+CREATE FUNCTION pg_temp.compared(u bigint, n integer, cat text, excluded bigint[],
+                                 OUT differences bigint, OUT listed bigint) LANGUAGE sql AS $$
+    SELECT count(*) FILTER (WHERE a.product_id IS DISTINCT FROM b.product_id OR a.score IS DISTINCT FROM b.score),
+           count(a.product_id)
+      FROM (SELECT row_number() OVER (ORDER BY r.rank) AS k, r.product_id, r.score
+              FROM popularity_engine.recommend(u, n, cat, excluded) r) a
+      FULL JOIN (SELECT s.k, s.product_id, s.score
+                   FROM pg_temp.scored_all(u, n, cat, excluded) WITH ORDINALITY s(product_id, score, k)) b
+        ON a.k = b.k
+$$;
 
--- the same with each user's first three products excluded
-SELECT u AS user_id, count(*) FILTER (WHERE a.product_id IS DISTINCT FROM b.product_id
-                                      OR a.score IS DISTINCT FROM b.score) AS differences,
-       count(a.product_id) AS listed
+SELECT u AS user_id, n, cat, c.*
   FROM generate_series(1, 3) AS u,
-       LATERAL (SELECT ARRAY(SELECT product_id FROM popularity_engine.recommend(u, 3)) AS top3) t,
-       LATERAL (SELECT row_number() OVER (ORDER BY r.rank) AS k, r.product_id, r.score
-                  FROM popularity_engine.recommend(u, 12, exclude => t.top3) r) a
-       FULL JOIN LATERAL (SELECT s.k, s.product_id, s.score
-                            FROM pg_temp.scored_all(u, 12, NULL, t.top3) WITH ORDINALITY s(product_id, score, k)) b ON a.k = b.k
- GROUP BY 1 ORDER BY 1;
+       (VALUES (3, NULL), (12, NULL), (40, NULL), (12, 'bound-b')) AS v(n, cat),
+       LATERAL pg_temp.compared(u, n, cat, '{}') c
+ ORDER BY 1, 2, 3;
+
+-- with each user's first three products excluded
+SELECT u AS user_id, c.*
+  FROM generate_series(1, 3) AS u,
+       LATERAL pg_temp.compared(u, 12, NULL, ARRAY(SELECT product_id FROM popularity_engine.recommend(u, 3))) c
+ ORDER BY 1;
+
+-- with other weights, a heavier penalty for recent orders and a tighter cap per category
+SET popularity_engine.weight_base_relevance = 0.1;
+SET popularity_engine.weight_personalization = 0.3;
+SET popularity_engine.weight_popularity = 0.6;
+SET popularity_engine.weight_similarity = 0.3;
+SET popularity_engine.weight_category = 0.6;
+SET popularity_engine.recent_order_penalty = 0.9;
+SET popularity_engine.max_per_category = 3;
+SELECT u AS user_id, n, c.*
+  FROM generate_series(1, 3) AS u, (VALUES (2), (7)) AS v(n),
+       LATERAL pg_temp.compared(u, n, NULL, '{}') c
+ ORDER BY 1, 2;
+RESET ALL;
