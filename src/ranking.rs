@@ -289,7 +289,7 @@ fn recommendable(p: &Product, excluded: &HashSet<i64>, category: Option<&str>) -
 }
 
 /// 2n, at least 25: how many products each candidate source draws, and how many candidates are
-/// looked up at a time (one statement each: a list of n is usually decided by the first two).
+/// looked up at a time (a statement each; at full scale a list of 20 took three, bench/PROFILE.md).
 fn draw_size(n: usize) -> usize {
     (2 * n).max(25)
 }
