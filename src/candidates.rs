@@ -100,8 +100,9 @@ pub fn candidate_sources(
 ) -> Result<Vec<Candidate>, EngineError> {
     let cat = || -> DatumWithOid { category.map(str::to_owned).into() };
     let mut sources: Vec<Candidate> = Vec::new();
+    let mut first = HashMap::new();
     if !ctx.cold {
-        sources.extend(most_similar(ctx, pool as usize));
+        add_new(&mut sources, &mut first, most_similar(ctx, pool as usize));
         for (affinity, take, sql) in [
             (&ctx.category_affinity, 3, TOP_IN_CATEGORY),
             (&ctx.brand_affinity, 2, TOP_OF_BRAND),
@@ -116,13 +117,10 @@ pub fn candidate_sources(
                     DOING,
                     Source::Personal,
                 )?;
-                sources.extend(found);
+                add_new(&mut sources, &mut first, found);
             }
         }
     }
-    let mut found = std::mem::take(&mut sources);
-    let mut first = HashMap::new();
-    add_new(&mut sources, &mut first, &mut found);
     // A warm user's list comes from their own signals; trending and popular products fill it
     // when those are too few (or may miss the requested category).
     if ctx.cold || category.is_some() || fill || sources.len() < pool as usize {
@@ -131,12 +129,12 @@ pub fn candidate_sources(
             ("reading trending products", TRENDING, Source::Trending),
             ("reading popular products", POPULAR, Source::Popular),
         ] {
-            let mut found = ranked(
+            let found = ranked(
                 rows(client, doing, sql, &[cat(), pool.into()])?,
                 doing,
                 source,
             )?;
-            add_new(&mut sources, &mut first, &mut found);
+            add_new(&mut sources, &mut first, found);
         }
     }
     Ok(sources)
@@ -144,12 +142,8 @@ pub fn candidate_sources(
 
 /// Appends the products of `found` not yet in `sources` (`first`: product -> its position). A
 /// product found again brings its popularity_score to the first finding when that had none.
-fn add_new(
-    sources: &mut Vec<Candidate>,
-    first: &mut HashMap<i64, usize>,
-    found: &mut Vec<Candidate>,
-) {
-    for c in found.drain(..) {
+fn add_new(sources: &mut Vec<Candidate>, first: &mut HashMap<i64, usize>, found: Vec<Candidate>) {
+    for c in found {
         match first.get(&c.id) {
             Some(&i) => {
                 let kept = &mut sources[i];

@@ -318,16 +318,26 @@ fn cold_start_list(
     candidates: &[Candidate],
     rules: &ListRules,
 ) -> Result<Vec<Scored>, EngineError> {
-    let ids: Vec<i64> = candidates.iter().map(|c| c.id).collect();
+    let mut scored = score_recommendable(client, ranker, candidates.iter(), rules)?;
+    scored.sort_by_key(|(source, _)| (*source != Source::Trending) as u8);
+    Ok(rules.diversify(scored.into_iter().map(|(_, s)| s).collect()))
+}
+
+/// Looks `candidates` up (one statement) and scores those recommend() may show, each with the
+/// source that found it.
+fn score_recommendable<'c>(
+    client: &SpiClient,
+    ranker: &Ranker,
+    candidates: impl Iterator<Item = &'c Candidate> + Clone,
+    rules: &ListRules,
+) -> Result<Vec<(Source, Scored)>, EngineError> {
+    let ids: Vec<i64> = candidates.clone().map(|c| c.id).collect();
     let products = load_products(client, &ids)?;
-    let mut scored: Vec<(Source, Scored)> = candidates
-        .iter()
+    Ok(candidates
         .filter_map(|c| products.get(&c.id).map(|p| (c, p)))
         .filter(|(_, p)| recommendable(p, rules.excluded, rules.category))
         .map(|(c, p)| (c.source, ranker.score_candidate(p, c)))
-        .collect();
-    scored.sort_by_key(|(source, _)| (*source != Source::Trending) as u8);
-    Ok(rules.diversify(scored.into_iter().map(|(_, s)| s).collect()))
+        .collect())
 }
 
 /// A warm user's list, by score. The candidates are read best bound first, a batch at a time,
@@ -352,15 +362,9 @@ fn list_by_score(
     let mut scored: Vec<Scored> = Vec::new();
     let mut picked = Vec::new();
     for (i, chunk) in by_bound.chunks(batch).enumerate() {
-        let ids: Vec<i64> = chunk.iter().map(|(_, c)| c.id).collect();
-        let products = load_products(client, &ids)?;
-        scored.extend(
-            chunk
-                .iter()
-                .filter_map(|(_, c)| products.get(&c.id).map(|p| (*c, p)))
-                .filter(|(_, p)| recommendable(p, rules.excluded, rules.category))
-                .map(|(c, p)| ranker.score_candidate(p, c)),
-        );
+        let batch_scored =
+            score_recommendable(client, ranker, chunk.iter().map(|(_, c)| *c), rules)?;
+        scored.extend(batch_scored.into_iter().map(|(_, s)| s));
         scored.sort_by(by_score);
         picked = rules.diversify(scored.clone());
         let Some((next_bound, _)) = by_bound.get((i + 1) * batch) else {
