@@ -93,8 +93,8 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.top_rated_in_window(popularity_engine.interaction_type[], timestamptz, timestamptz, text, integer) IS
   'Internal: the n products with the best average of the `types` events (the review_count types) in the hourly buckets from since to until, optionally of one category.';
 
--- Top n over the hourly buckets since `since`: from the window lists when they prove the
--- answer, else by summing the buckets, planned for the given mode and category
+-- Top n over the hourly buckets since `since`: from the window lists (top_rated: from
+-- rating_hourly) when they prove the answer, else by summing the buckets, planned for the given mode and category
 -- (force_custom_plan): the CASE on the mode and the optional filters fold away.
 CREATE FUNCTION popularity_engine.popular_in_window(
     mode popularity_engine.popularity_mode, since timestamptz, category text, n integer)
@@ -116,7 +116,11 @@ DECLARE
                                ELSE since END;
     v_listed record;
 BEGIN
-    SELECT * INTO v_listed FROM popularity_engine.popular_from_lists(mode, v_from, category, n);
+    IF mode = 'top_rated' THEN
+        SELECT * INTO v_listed FROM popularity_engine.top_rated_from_hours(v_from, category, n);
+    ELSE
+        SELECT * INTO v_listed FROM popularity_engine.popular_from_lists(mode, v_from, category, n);
+    END IF;
     IF v_listed.product_ids IS NOT NULL THEN
         RETURN QUERY
         SELECT x.place::integer, x.product_id, v_listed.scores[x.place], c.category

@@ -362,25 +362,31 @@ COMMENT ON FUNCTION popularity_engine.add_delta_to_window_lists(date, double pre
   'Internal: recomputes the popularity_daily rows the delta of refresh_popularity touched (days since horizon) and enters them into the window lists.';
 
 -- Products noted in window_category_moves get their day scores entered into their category's
--- lists, every day since horizon; the notes read are removed (a move committed meanwhile stays
--- noted for the next refresh).
+-- lists, every day since horizon, and their category in rating_hourly and rating_totals; the
+-- notes read are removed (a move committed meanwhile stays noted for the next refresh).
 CREATE FUNCTION popularity_engine.place_moved_products(horizon date) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
+    v_placed bigint[];
     v_products bigint[];
     v_days date[];
 BEGIN
     WITH placed AS (DELETE FROM popularity_engine.window_category_moves m RETURNING m.product_id)
+    SELECT array_agg(DISTINCT p.product_id) INTO v_placed FROM placed p;
+    IF v_placed IS NULL THEN
+        RETURN;
+    END IF;
     SELECT array_agg(d.product_id), array_agg(d.day) INTO v_products, v_days
       FROM popularity_engine.popularity_daily d
-     WHERE d.product_id IN (SELECT p.product_id FROM placed p) AND d.day >= horizon;
+     WHERE d.product_id = ANY (v_placed) AND d.day >= horizon;
     IF v_products IS NOT NULL THEN
         PERFORM popularity_engine.add_to_window_lists(v_products, v_days);
     END IF;
+    PERFORM popularity_engine.place_rating_products(v_placed);
 END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.place_moved_products(date) IS
-  'Internal: enters the day scores of the products that changed category into their new category''s window lists.';
+  'Internal: enters the day scores of the products that changed category into their new category''s window lists, and gives their rating_hourly and rating_totals rows the new category.';
 
 -- Drops the days before a new horizon.
 CREATE FUNCTION popularity_engine.drop_window_days_before(horizon date) RETURNS void
@@ -389,10 +395,11 @@ BEGIN
     DELETE FROM popularity_engine.window_list_entries e WHERE e.day < horizon;
     DELETE FROM popularity_engine.window_lists l WHERE l.day < horizon;
     DELETE FROM popularity_engine.popularity_daily d WHERE d.day < horizon;
+    PERFORM popularity_engine.drop_rating_hours_before(horizon);
 END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.drop_window_days_before(date) IS
-  'Internal: removes the daily roll-ups and lists of the days before horizon.';
+  'Internal: removes the daily roll-ups, lists and review hours (see drop_rating_hours_before) of the days before horizon.';
 
 -- Whether a refresh with nothing new still has to touch the lists (a new day, new weights or
 -- half-life, never built). Inlined into the refresh, which then calls nothing more.
@@ -420,12 +427,14 @@ DECLARE
 BEGIN
     IF state.window_horizon IS NULL OR state.window_signature IS DISTINCT FROM v_signature THEN
         PERFORM popularity_engine.rebuild_window_lists(v_horizon, half_life_seconds);
+        PERFORM popularity_engine.rebuild_rating_hours(v_horizon);
     ELSE
         IF v_horizon > state.window_horizon THEN
             PERFORM popularity_engine.drop_window_days_before(v_horizon);
         END IF;
         IF has_delta THEN
             PERFORM popularity_engine.add_delta_to_window_lists(v_horizon, half_life_seconds);
+            PERFORM popularity_engine.add_delta_to_rating_hours(v_horizon);
         END IF;
         PERFORM popularity_engine.place_moved_products(v_horizon);
     END IF;
@@ -595,6 +604,24 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.read_window_lists(popularity_engine.popularity_mode, text, date, date, timestamptz, double precision, integer, double precision) IS
   'Internal: one reading of a window''s lists at a depth for popular_from_lists: the threshold, whether a list goes deeper, and the candidates that can still be in the top n.';
 
+-- Whether what refresh_popularity keeps for windows (the day lists, rating_hourly) can answer a
+-- window since `since`: built for the current weights and half-life, reaching back that far, and
+-- a category other than '' (which has no lists of its own and whose moves are not noted).
+CREATE FUNCTION popularity_engine.window_lists_cover(since timestamptz, category text)
+RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT coalesce((SELECT r.window_horizon IS NOT NULL
+                            AND popularity_engine.utc_day(since) >= r.window_horizon
+                            AND since <= now()
+                            AND category IS DISTINCT FROM ''
+                            AND r.window_signature IS NOT DISTINCT FROM popularity_engine.window_signature(
+                                    popularity_engine.weights_signature(),
+                                    popularity_engine.trending_half_life_seconds())
+                       FROM popularity_engine.refresh_state r), false)
+$fn$;
+COMMENT ON FUNCTION popularity_engine.window_lists_cover(timestamptz, text) IS
+  'Internal: whether the window lists and rating_hourly are valid for a window since `since` (current weights and half-life, within the horizon) and the category.';
+
 -- The top n of a window, of all products or of one category, read from the lists, or NULLs
 -- when the lists cannot prove the answer (no lists for the window's days, other weights, a
 -- category named '', or a bound not beaten): the caller then sums the buckets. `since` is an
@@ -610,15 +637,11 @@ DECLARE
     v_first date := popularity_engine.utc_day(since);
     v_today date := popularity_engine.utc_day(v_now);
     v_depth integer := greatest(2 * n, 20);
-    v_state record;
     v_read record;
     v_nth_known double precision;
 BEGIN
-    SELECT r.window_horizon, r.window_signature INTO v_state FROM popularity_engine.refresh_state r;
-    IF v_state.window_horizon IS NULL OR v_first < v_state.window_horizon OR since > v_now
-       OR mode <> ALL (popularity_engine.window_list_modes()) OR category = ''
-       OR v_state.window_signature IS DISTINCT FROM
-              popularity_engine.window_signature(popularity_engine.weights_signature(), v_h) THEN
+    IF mode <> ALL (popularity_engine.window_list_modes())
+       OR NOT popularity_engine.window_lists_cover(since, category) THEN
         RETURN;
     END IF;
     LOOP

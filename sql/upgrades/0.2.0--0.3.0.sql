@@ -129,6 +129,40 @@ SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_lists', '')
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_list_entries', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_category_moves', '');
 
+-- top_rated within a window from the review hours and their totals (rating_hours.sql); empty
+-- after the update, filled by the first refresh with the window lists.
+CREATE TABLE popularity_engine.rating_hourly (
+    product_id  bigint NOT NULL,
+    bucket_hour timestamptz NOT NULL,
+    category    text,
+    reviews     double precision NOT NULL,
+    rating_sum  double precision NOT NULL,
+    PRIMARY KEY (product_id, bucket_hour)
+);
+-- Covering: a window's hours, of all products or of a category, read from the index alone.
+CREATE INDEX rating_hourly_hour
+    ON popularity_engine.rating_hourly (bucket_hour) INCLUDE (product_id, reviews, rating_sum);
+CREATE INDEX rating_hourly_category_hour
+    ON popularity_engine.rating_hourly (category, bucket_hour) INCLUDE (product_id, reviews, rating_sum);
+COMMENT ON TABLE popularity_engine.rating_hourly IS
+  'Internal: per product and UTC hour since refresh_state.window_horizon with a review (an interaction type whose counter is review_count), the number of reviews and their rating sum, from popularity_hourly, and the product''s catalog category (as of the last refresh that wrote the row; see window_category_moves). Read by popular_products for top_rated within a window.';
+
+CREATE TABLE popularity_engine.rating_totals (
+    product_id bigint PRIMARY KEY,
+    category   text,
+    reviews    double precision NOT NULL,
+    rating_sum double precision NOT NULL,
+    average    double precision NOT NULL
+);
+CREATE INDEX rating_totals_rank ON popularity_engine.rating_totals (average DESC, product_id);
+CREATE INDEX rating_totals_category_rank
+    ON popularity_engine.rating_totals (category, average DESC, product_id);
+COMMENT ON TABLE popularity_engine.rating_totals IS
+  'Internal: per product, its rating_hourly rows summed (reviews, rating sum, average = rating_sum / reviews) and its category as there.';
+
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.rating_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.rating_totals', '');
+
 -- @routines
 
 -- weights_signature() and affinity_weights_signature() are the weights' text now, no longer its

@@ -45,11 +45,16 @@ BEGIN
     SELECT c.mode, c.win, c.n, c.category AS asked, p.*
       FROM cases c, popularity_engine.popular_products(c.mode, c.win, c.category, c.n) p;
     CREATE TEMP TABLE proved ON COMMIT DROP AS
-    SELECT c.mode, c.category, (SELECT l.product_ids IS NOT NULL FROM popularity_engine.popular_from_lists(
-                        c.mode, CASE WHEN c.mode = 'trending'   -- from the first hour inside its 7 days
-                                     THEN greatest(date_trunc('hour', now() - c.win, 'UTC'),
-                                                   date_trunc('hour', now() - interval '7 days', 'UTC') + interval '1 hour')
-                                     ELSE date_trunc('hour', now() - c.win, 'UTC') END, c.category, c.n) l) AS ok
+    SELECT c.mode, c.category,
+           CASE WHEN c.mode = 'top_rated'
+                THEN (SELECT l.product_ids IS NOT NULL FROM popularity_engine.top_rated_from_hours(
+                          date_trunc('hour', now() - c.win, 'UTC'), c.category, c.n) l)
+                ELSE (SELECT l.product_ids IS NOT NULL FROM popularity_engine.popular_from_lists(
+                          c.mode, CASE WHEN c.mode = 'trending'   -- from the first hour inside its 7 days
+                                       THEN greatest(date_trunc('hour', now() - c.win, 'UTC'),
+                                                     date_trunc('hour', now() - interval '7 days', 'UTC') + interval '1 hour')
+                                       ELSE date_trunc('hour', now() - c.win, 'UTC') END, c.category, c.n) l)
+           END AS ok
       FROM cases c;
     UPDATE popularity_engine.refresh_state SET window_signature = 'matches nothing';
     CREATE TEMP TABLE summed ON COMMIT DROP AS
@@ -73,7 +78,9 @@ $$;
 
 -- The invariants: each kept day's roll-up equals its hourly buckets, and no product outside a
 -- day's list (of all products, or of its category in the catalog now) scores more than the
--- list's bound (members' scores are exact).
+-- list's bound (members' scores are exact); each review hour equals its buckets, each product's
+-- review total its hours, and a product in a catalog category has its reviews there or is noted
+-- as moved into it.
 CREATE FUNCTION pg_temp.broken_invariants() RETURNS TABLE (what text, n bigint)
 LANGUAGE sql AS $$
     WITH h AS (SELECT h.product_id, popularity_engine.utc_day(h.bucket_hour) AS day, m.mode,
@@ -108,6 +115,33 @@ LANGUAGE sql AS $$
     SELECT 'member score not exact', count(*)
       FROM popularity_engine.window_list_entries e JOIN scoped s USING (day, mode, scope, product_id)
      WHERE abs(e.score - s.score) > 1e-9 * greatest(1, s.score)
+    UNION ALL
+    SELECT 'review hour differs from its buckets', count(*)
+      FROM (SELECT h.product_id, h.bucket_hour, sum(h.events::float8) AS reviews, sum(h.value_sum) AS rating_sum
+              FROM popularity_engine.popularity_hourly h
+              JOIN popularity_engine.interaction_weights w USING (interaction_type)
+             WHERE w.counter = 'review_count'
+               AND h.bucket_hour >= popularity_engine.utc_day_start(
+                       (SELECT window_horizon FROM popularity_engine.refresh_state))
+             GROUP BY 1, 2) b
+      FULL JOIN popularity_engine.rating_hourly r USING (product_id, bucket_hour)
+     WHERE b.reviews IS DISTINCT FROM r.reviews OR b.rating_sum IS DISTINCT FROM r.rating_sum
+    UNION ALL
+    SELECT 'review total differs from its hours, or its category from theirs', count(*)
+      FROM (SELECT r.product_id, sum(r.reviews) AS reviews, sum(r.rating_sum) AS rating_sum,
+                   min(r.category) AS category, count(DISTINCT r.category) AS categories
+              FROM popularity_engine.rating_hourly r GROUP BY 1) h
+      FULL JOIN popularity_engine.rating_totals t USING (product_id)
+     WHERE h.reviews IS DISTINCT FROM t.reviews OR h.rating_sum IS DISTINCT FROM t.rating_sum
+        OR t.average IS DISTINCT FROM t.rating_sum / t.reviews
+        OR h.category IS DISTINCT FROM t.category OR h.categories > 1
+    UNION ALL
+    SELECT 'reviews of a product outside its catalog category, not noted as moved', count(*)
+      FROM popularity_engine.rating_totals t
+      JOIN popularity_engine.catalog c USING (product_id)
+     WHERE c.category <> '' AND t.category IS DISTINCT FROM c.category
+       AND NOT EXISTS (SELECT 1 FROM popularity_engine.window_category_moves m
+                        WHERE m.product_id = t.product_id AND m.category = c.category)
 $$;
 
 -- top_rated with a window against a recount from the log: the average event_value of the
@@ -142,6 +176,45 @@ LANGUAGE sql AS $$
              WHERE a.product_id IS DISTINCT FROM r.product_id OR NOT abs(a.score - r.score) <= 1e-12)
 $$;
 
+-- top_rated's two readings of rating_hourly, each against averaging the buckets (lists switched
+-- off as in compare), whichever span the window would read: the hours inside it, or the totals
+-- less the hours outside it. Windows from 1 hour to 12 days (the events' span), with and without
+-- a category. Returns the cases and the rows that differ for each reading.
+CREATE FUNCTION pg_temp.rating_reading_differences()
+RETURNS TABLE (cases bigint, inside_differences bigint, outside_differences bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE TEMP TABLE rcases ON COMMIT DROP AS
+    SELECT date_trunc('hour', now() - make_interval(hours => h), 'UTC') AS since, k.category,
+           ARRAY(SELECT m.product_id FROM popularity_engine.window_category_moves m
+                  WHERE m.category = k.category) AS moved
+      FROM generate_series(1, 24 * 12, 19) AS h, (VALUES (NULL), ('c1'), ('c3')) AS k(category);
+    CREATE TEMP TABLE readings ON COMMIT DROP AS
+    SELECT c.since, c.category, 'inside' AS reading, a.*
+      FROM rcases c, popularity_engine.rating_averages_inside(c.since, now(), c.category, c.moved, 20) a
+    UNION ALL
+    SELECT c.since, c.category, 'outside', a.*
+      FROM rcases c, popularity_engine.rating_averages_outside(c.since, now(), c.category, c.moved, 20) a;
+    UPDATE popularity_engine.refresh_state SET window_signature = 'matches nothing';
+    CREATE TEMP TABLE rsummed ON COMMIT DROP AS
+    SELECT c.since, c.category, p.product_id, p.score, p.rank
+      FROM rcases c,
+           popularity_engine.popular_in_window('top_rated', c.since, c.category, 20) p;
+    RETURN QUERY
+    SELECT (SELECT count(*) FROM rcases),
+           (SELECT count(*) FROM (SELECT * FROM readings r WHERE r.reading = 'inside') r
+              FULL JOIN rsummed s ON (r.since, r.product_id) = (s.since, s.product_id)
+                                 AND r.category IS NOT DISTINCT FROM s.category
+             WHERE r.score IS DISTINCT FROM s.score),
+           (SELECT count(*) FROM (SELECT * FROM readings r WHERE r.reading = 'outside') r
+              FULL JOIN rsummed s ON (r.since, r.product_id) = (s.since, s.product_id)
+                                 AND r.category IS NOT DISTINCT FROM s.category
+             WHERE r.score IS DISTINCT FROM s.score);
+    RAISE EXCEPTION 'rolled back' USING ERRCODE = 'P0001';
+EXCEPTION WHEN raise_exception THEN NULL;
+END
+$$;
+
 -- First build (the refresh after an update from 0.2.0 does the same from the hourly buckets).
 SELECT pg_temp.add_events(10000, 1, interval '12 days');
 CALL popularity_engine.refresh_popularity();
@@ -167,6 +240,7 @@ SELECT * FROM pg_temp.broken_invariants();
 SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
        differences FROM pg_temp.compare();
 SELECT * FROM pg_temp.top_rated_differences();
+SELECT * FROM pg_temp.rating_reading_differences();
 -- With a second type counted as a review (its value 1), top_rated averages both types.
 BEGIN;
 UPDATE popularity_engine.interaction_weights SET counter = 'review_count' WHERE interaction_type = 'click';
@@ -205,12 +279,14 @@ SELECT count(DISTINCT product_id) AS noted_moves, count(*) FILTER (WHERE categor
   FROM popularity_engine.window_category_moves;
 SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
        differences FROM pg_temp.compare();
+SELECT * FROM pg_temp.rating_reading_differences();
 SELECT pg_temp.add_events(2000, 5, interval '1 hour');
 CALL popularity_engine.refresh_popularity();
 SELECT count(*) AS moves_left FROM popularity_engine.window_category_moves;
 SELECT * FROM pg_temp.broken_invariants();
 SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
        differences FROM pg_temp.compare();
+SELECT * FROM pg_temp.rating_reading_differences();
 
 -- A cleanup that removes the oldest buckets moves the horizon past them.
 CALL popularity_engine.cleanup_interactions(interval '9 days');
@@ -220,3 +296,4 @@ SELECT window_horizon = popularity_engine.utc_day(now() - interval '9 days') + 1
 SELECT * FROM pg_temp.broken_invariants();
 SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
        differences FROM pg_temp.compare();
+SELECT * FROM pg_temp.rating_reading_differences();
