@@ -17,7 +17,8 @@ CREATE TABLE popularity_engine.refresh_state (
     interaction_id_mark  bigint,
     search_id_mark       bigint,
     window_horizon       date,
-    window_signature     text
+    window_signature     text,
+    window_span_through  date
 );
 COMMENT ON TABLE popularity_engine.refresh_state IS
   'Internal: what refresh_popularity has aggregated (a transaction snapshot), the as_of and landmark of the trending sums, and the cluster the snapshot belongs to. One row.';
@@ -33,6 +34,8 @@ COMMENT ON COLUMN popularity_engine.refresh_state.window_horizon IS
   'The first UTC day with daily roll-ups and window lists (NULL: not built yet; the next refresh builds them).';
 COMMENT ON COLUMN popularity_engine.refresh_state.window_signature IS
   'window_signature() of the weights and half-life the window lists were computed with.';
+COMMENT ON COLUMN popularity_engine.refresh_state.window_span_through IS
+  'The last UTC day the span lists sum (they cover the days from window_horizon through it; NULL: not built yet).';
 COMMENT ON COLUMN popularity_engine.refresh_state.landmark IS
   'Forward-decay landmark L: product_stats.trend_fwd holds sum(w * 2^((t - L) / half_life)).';
 

@@ -274,20 +274,17 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
 #variable_conflict use_variable
 DECLARE
     v_now timestamptz := now();
-    v_kept_from timestamptz;
     v_moved bigint[];
 BEGIN
     IF NOT popularity_engine.window_lists_cover(since, category) THEN
         RETURN;
     END IF;
-    SELECT popularity_engine.utc_day_start(r.window_horizon) INTO v_kept_from
-      FROM popularity_engine.refresh_state r;
     -- products that joined the category after the refresh wrote their hours
     v_moved := ARRAY(SELECT m.product_id FROM popularity_engine.window_category_moves m
                       WHERE m.category = category);
     -- A row outside costs about three inside (a join with its total besides the sum), and the
     -- totals' own reading a few milliseconds: the outside reading from about 23 of the 31 days.
-    IF 3 * (since - v_kept_from) < v_now - since THEN
+    IF popularity_engine.kept_before_window(since) < 1.0 / 3 THEN
         SELECT coalesce(array_agg(a.product_id ORDER BY a.score DESC, a.product_id), '{}'),
                coalesce(array_agg(a.score ORDER BY a.score DESC, a.product_id), '{}')
           INTO product_ids, scores

@@ -64,6 +64,11 @@ extension_sql_file!(
     requires = ["popular_products"]
 );
 extension_sql_file!(
+    "../sql/span_lists.sql",
+    name = "span_lists",
+    requires = ["window_lists"]
+);
+extension_sql_file!(
     "../sql/rating_hours.sql",
     name = "rating_hours",
     requires = ["window_lists"]

@@ -68,11 +68,13 @@ COMMENT ON TYPE popularity_engine.interaction_type IS
 -- Windows answered from per-day lists (window_lists.sql). The horizon is NULL after the update:
 -- until the first refresh builds the lists, popular_products sums the hourly buckets as before.
 ALTER TABLE popularity_engine.refresh_state
-    ADD COLUMN window_horizon date, ADD COLUMN window_signature text;
+    ADD COLUMN window_horizon date, ADD COLUMN window_signature text, ADD COLUMN window_span_through date;
 COMMENT ON COLUMN popularity_engine.refresh_state.window_horizon IS
   'The first UTC day with daily roll-ups and window lists (NULL: not built yet; the next refresh builds them).';
 COMMENT ON COLUMN popularity_engine.refresh_state.window_signature IS
   'window_signature() of the weights and half-life the window lists were computed with.';
+COMMENT ON COLUMN popularity_engine.refresh_state.window_span_through IS
+  'The last UTC day the span lists sum (they cover the days from window_horizon through it; NULL: not built yet).';
 CREATE INDEX popularity_hourly_product ON popularity_engine.popularity_hourly (product_id, bucket_hour);
 CREATE INDEX popularity_hourly_type ON popularity_engine.popularity_hourly (interaction_type, bucket_hour);
 CREATE TABLE popularity_engine.popularity_daily (
@@ -128,6 +130,33 @@ SELECT pg_catalog.pg_extension_config_dump('popularity_engine.popularity_daily',
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_lists', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_list_entries', '');
 SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_category_moves', '');
+
+-- Lists over all the days kept, for long windows (span_lists.sql); empty after the update,
+-- filled by the first refresh with the day lists.
+CREATE TABLE popularity_engine.window_span_lists (
+    mode  popularity_engine.popularity_mode NOT NULL,
+    scope text NOT NULL,
+    bound double precision NOT NULL,
+    PRIMARY KEY (mode, scope)
+);
+COMMENT ON TABLE popularity_engine.window_span_lists IS
+  'Internal: per popular_products mode and scope, a bound on the span sum (days from refresh_state.window_horizon through window_span_through) of any product of the scope not in window_span_entries.';
+
+CREATE TABLE popularity_engine.window_span_entries (
+    mode       popularity_engine.popularity_mode NOT NULL,
+    scope      text NOT NULL,
+    product_id bigint NOT NULL,
+    score      double precision NOT NULL,
+    PRIMARY KEY (mode, scope, product_id)
+);
+CREATE INDEX window_span_entries_rank
+    ON popularity_engine.window_span_entries (mode, scope, score DESC, product_id);
+CREATE INDEX window_span_entries_product ON popularity_engine.window_span_entries (product_id);
+COMMENT ON TABLE popularity_engine.window_span_entries IS
+  'Internal: the products with the best span sums (days from refresh_state.window_horizon through window_span_through), per mode and scope, with that sum (exact). A product that left the scope''s category may linger; readers check the catalog.';
+
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_span_lists', '');
+SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_span_entries', '');
 
 -- top_rated within a window from the review hours and their totals (rating_hours.sql); empty
 -- after the update, filled by the first refresh with the window lists.

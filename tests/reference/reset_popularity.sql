@@ -7,7 +7,9 @@ TRUNCATE popularity_engine.product_interactions, popularity_engine.search_intera
          popularity_engine.product_type_totals, popularity_engine.popularity_hourly,
          popularity_engine.search_hourly, popularity_engine.job_runs,
          popularity_engine.popularity_daily, popularity_engine.window_lists,
-         popularity_engine.window_list_entries, popularity_engine.window_category_moves;
+         popularity_engine.window_list_entries, popularity_engine.window_category_moves,
+         popularity_engine.window_span_lists, popularity_engine.window_span_entries,
+         popularity_engine.rating_hourly, popularity_engine.rating_totals;
 UPDATE popularity_engine.refresh_state
    SET aggregated_snapshot = '1:1:', as_of = NULL, landmark = NULL, weights_signature = NULL,
-       window_horizon = NULL, window_signature = NULL;
+       window_horizon = NULL, window_signature = NULL, window_span_through = NULL;

@@ -1,6 +1,7 @@
 -- popular_products with a time window, answered from the window lists, against the same query
 -- summing the hourly buckets: same products, same order, same scores, for every mode, windows
--- from 1 hour to 12 days, n of 1 and 20, with and without a category; after late events, a
+-- from 1 hour to 12 days and from 17 to 31 days, n of 1 and 20, with and without a category
+-- (top_rated: from the review hours; long windows: from the span lists); after late events, a
 -- weight edit, a new trending half-life, catalog moves and a cleanup. Also the lists' own
 -- invariants, checked directly.
 CREATE EXTENSION IF NOT EXISTS popularity_engine;
@@ -40,7 +41,11 @@ BEGIN
     UNION ALL
     SELECT m.mode, make_interval(hours => h), 20, k.category
       FROM unnest(enum_range(NULL::popularity_engine.popularity_mode)) AS m(mode),
-           generate_series(1, 24 * 12, 37) AS h, (VALUES ('c1'), ('c3')) AS k(category);
+           generate_series(1, 24 * 12, 37) AS h, (VALUES ('c1'), ('c3')) AS k(category)
+    UNION ALL   -- long windows, read from the span lists
+    SELECT m.mode, make_interval(hours => h), 20, k.category
+      FROM unnest(enum_range(NULL::popularity_engine.popularity_mode)) AS m(mode),
+           generate_series(24 * 17, 24 * 31, 24 * 7) AS h, (VALUES (NULL), ('c1'), ('c3')) AS k(category);
     CREATE TEMP TABLE listed ON COMMIT DROP AS
     SELECT c.mode, c.win, c.n, c.category AS asked, p.*
       FROM cases c, popularity_engine.popular_products(c.mode, c.win, c.category, c.n) p;
@@ -78,7 +83,8 @@ $$;
 
 -- The invariants: each kept day's roll-up equals its hourly buckets, and no product outside a
 -- day's list (of all products, or of its category in the catalog now) scores more than the
--- list's bound (members' scores are exact); each review hour equals its buckets, each product's
+-- list's bound (members' scores are exact), and the same of the span lists (sums through
+-- window_span_through); each review hour equals its buckets, each product's
 -- review total its hours, and a product in a catalog category has its reviews there or is noted
 -- as moved into it.
 CREATE FUNCTION pg_temp.broken_invariants() RETURNS TABLE (what text, n bigint)
@@ -115,6 +121,19 @@ LANGUAGE sql AS $$
     SELECT 'member score not exact', count(*)
       FROM popularity_engine.window_list_entries e JOIN scoped s USING (day, mode, scope, product_id)
      WHERE abs(e.score - s.score) > 1e-9 * greatest(1, s.score)
+    UNION ALL
+    SELECT 'span member score not exact', count(*)
+      FROM popularity_engine.window_span_entries e
+      JOIN popularity_engine.span_scores(NULL, (SELECT window_span_through FROM popularity_engine.refresh_state)) s
+     USING (mode, scope, product_id)
+     WHERE abs(e.score - s.score) > 1e-9 * greatest(1, s.score)
+    UNION ALL
+    SELECT 'product above its span list''s bound', count(*)
+      FROM popularity_engine.span_scores(NULL, (SELECT window_span_through FROM popularity_engine.refresh_state)) s
+      LEFT JOIN popularity_engine.window_span_lists l USING (mode, scope)
+     WHERE s.score > coalesce(l.bound, 0) * (1 + 1e-9)
+       AND NOT EXISTS (SELECT 1 FROM popularity_engine.window_span_entries e
+                        WHERE (e.mode, e.scope, e.product_id) = (s.mode, s.scope, s.product_id))
     UNION ALL
     SELECT 'review hour differs from its buckets', count(*)
       FROM (SELECT h.product_id, h.bucket_hour, sum(h.events::float8) AS reviews, sum(h.value_sum) AS rating_sum
@@ -241,6 +260,13 @@ SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS categor
        differences FROM pg_temp.compare();
 SELECT * FROM pg_temp.top_rated_differences();
 SELECT * FROM pg_temp.rating_reading_differences();
+-- The long windows that the span lists (and the day lists after them) prove on their own.
+SELECT count(*) AS long_cases, count(*) FILTER (WHERE l.product_ids IS NOT NULL) > 0 AS span_lists_used,
+       count(*) FILTER (WHERE l.product_ids IS NOT NULL AND k.category IS NOT NULL) > 0 AS category_span_lists_used
+  FROM unnest(popularity_engine.window_span_modes()) AS m(mode),
+       generate_series(24 * 17, 24 * 31, 24 * 7) AS h, (VALUES (NULL), ('c1'), ('c3')) AS k(category),
+       popularity_engine.popular_from_span_list(m.mode, date_trunc('hour', now() - make_interval(hours => h), 'UTC'),
+                                                k.category, 20) l;
 -- With a second type counted as a review (its value 1), top_rated averages both types.
 BEGIN;
 UPDATE popularity_engine.interaction_weights SET counter = 'review_count' WHERE interaction_type = 'click';
