@@ -230,16 +230,15 @@ BEGIN
         -- the days after the span: their lists' threshold and candidates (with the moved products)
         SELECT * INTO v_days FROM popularity_engine.read_window_lists(
             mode, category, v_through + 1, popularity_engine.utc_day(v_now), v_now, v_h, v_depth, NULL);
-        SELECT coalesce(array_agg(s.product_id ORDER BY s.score DESC, s.product_id), '{}'),
-               coalesce(array_agg(s.score ORDER BY s.score DESC, s.product_id), '{}')
-          INTO product_ids, scores
-          FROM (SELECT x.* FROM popularity_engine.window_scores(
-                                    mode, since, v_now, v_h, v_span[1:v_depth] || v_days.candidates) x
-                 WHERE x.score > 0
-                   AND (category IS NULL
-                        OR EXISTS (SELECT 1 FROM popularity_engine.catalog k
-                                    WHERE k.product_id = x.product_id AND k.category = category))
-                 ORDER BY x.score DESC, x.product_id LIMIT n) s;
+        -- a span member that left the category since the rebuild is no candidate of it
+        SELECT * INTO product_ids, scores
+          FROM popularity_engine.top_window_scores(
+                   mode, since, v_now, v_h,
+                   ARRAY(SELECT p FROM unnest(v_span[1:v_depth]) AS p
+                          WHERE category IS NULL
+                             OR EXISTS (SELECT 1 FROM popularity_engine.catalog k
+                                         WHERE k.product_id = p AND k.category = category))
+                   || v_days.candidates, n);
         -- sums of the same terms in another order may differ in the last bits: a margin
         IF v_next + v_days.threshold <= 0
            OR (cardinality(product_ids) = n AND scores[n] > (v_next + v_days.threshold) * (1 + 1e-9)) THEN

@@ -558,6 +558,22 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.window_scores(popularity_engine.popularity_mode, timestamptz, timestamptz, double precision, bigint[]) IS
   'Internal: exact popular_products scores of the given products over the buckets from since to window_end.';
 
+-- The n best exact window scores of some candidates (see window_scores), best first, ties by
+-- product id, positive only.
+CREATE FUNCTION popularity_engine.top_window_scores(
+    mode popularity_engine.popularity_mode, since timestamptz, window_end timestamptz,
+    half_life_seconds double precision, candidates bigint[], n integer,
+    OUT product_ids bigint[], OUT scores double precision[])
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT coalesce(array_agg(s.product_id ORDER BY s.score DESC, s.product_id), '{}'),
+           coalesce(array_agg(s.score ORDER BY s.score DESC, s.product_id), '{}')
+      FROM (SELECT x.product_id, x.score
+              FROM popularity_engine.window_scores(mode, since, window_end, half_life_seconds, candidates) x
+             WHERE x.score > 0 ORDER BY x.score DESC, x.product_id LIMIT n) s
+$fn$;
+COMMENT ON FUNCTION popularity_engine.top_window_scores(popularity_engine.popularity_mode, timestamptz, timestamptz, double precision, bigint[], integer) IS
+  'Internal: the n best positive window_scores of the candidates, as two arrays in rank order.';
+
 -- One reading of a window's lists at a depth: the threshold (what a product of the scope outside
 -- the first `depth` places of every list can score at most), whether a list goes deeper, and the
 -- candidates: the products in the first `depth` places of a list and those that joined the
@@ -674,16 +690,11 @@ BEGIN
     LOOP
         SELECT * INTO v_read FROM popularity_engine.read_window_lists(
             mode, category, v_first, v_today, v_now, v_h, v_depth, v_nth_known);
-        SELECT array_agg(s.product_id ORDER BY s.score DESC, s.product_id),
-               array_agg(s.score ORDER BY s.score DESC, s.product_id)
-          INTO product_ids, scores
-          FROM (SELECT * FROM popularity_engine.window_scores(mode, since, v_now, v_h, v_read.candidates) x
-                 WHERE x.score > 0 ORDER BY x.score DESC, x.product_id LIMIT n) s;
+        SELECT * INTO product_ids, scores
+          FROM popularity_engine.top_window_scores(mode, since, v_now, v_h, v_read.candidates, n);
         -- Sums of the same terms in another order may differ in the last bits: a margin.
         IF v_read.threshold <= 0
            OR (cardinality(product_ids) = n AND scores[n] > v_read.threshold * (1 + 1e-9)) THEN
-            product_ids := coalesce(product_ids, '{}');
-            scores := coalesce(scores, '{}');
             RETURN;
         END IF;
         IF NOT v_read.deeper THEN
