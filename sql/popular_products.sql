@@ -1,6 +1,7 @@
 -- popularity_engine: popular_products(mode, time_window, category, n), answered from the
--- aggregates kept by refresh_popularity (product_stats, popularity_hourly, search_hourly):
--- all time from product_stats (one index per mode), within a window from the hourly buckets.
+-- aggregates kept by refresh_popularity: all time from product_stats (one index per mode); within
+-- a window from the window lists (window_lists.sql, span_lists.sql) or, for top_rated, the review
+-- hours (rating_hours.sql), and from the hourly buckets when those cannot answer.
 
 CREATE TYPE popularity_engine.popularity_mode AS ENUM (
     'trending', 'most_viewed', 'most_carted', 'most_ordered', 'most_searched', 'overall',
@@ -94,8 +95,8 @@ COMMENT ON FUNCTION popularity_engine.top_rated_in_window(popularity_engine.inte
   'Internal: the n products with the best average of the `types` events (the review_count types) in the hourly buckets from since to until, optionally of one category.';
 
 -- Top n over the hourly buckets since `since`: from the window lists (top_rated: from
--- rating_hourly) when they prove the answer, else by summing the buckets, planned for the given mode and category
--- (force_custom_plan): the CASE on the mode and the optional filters fold away.
+-- rating_hourly) when they prove the answer, else by summing the buckets, planned for the given
+-- mode and category (force_custom_plan): the CASE on the mode and the optional filters fold away.
 CREATE FUNCTION popularity_engine.popular_in_window(
     mode popularity_engine.popularity_mode, since timestamptz, category text, n integer)
 RETURNS TABLE (rank integer, product_id bigint, score double precision, product_category text)
@@ -165,7 +166,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.popular_in_window(popularity_engine.popularity_mode, timestamptz, text, integer) IS
-  'Internal: popular_products with a time window since `since`: from the window lists when they prove the answer, else from the hourly buckets.';
+  'Internal: popular_products with a time window since `since`: from the window lists (top_rated: rating_hourly and rating_totals) when they prove the answer, else from the hourly buckets.';
 
 CREATE FUNCTION popularity_engine.popular_products(
     mode popularity_engine.popularity_mode DEFAULT 'overall',

@@ -9,9 +9,10 @@
 -- A window then reads whichever side of it costs less: the hours inside it, averaged per product
 -- (a short window), or the hours outside it, subtracted from the totals of the products they
 -- belong to, while every other product's total average, read best first from the index, is its
--- average over the window (a window reaching back near the horizon, such as 30 days). Ratings
--- are whole numbers, so every sum and difference is exact and both readings give the averages
--- that summing the buckets gives. Categories are kept in step with the catalog as window_lists.sql
+-- average over the window (a window reaching back near the horizon, such as 30 days). Review
+-- ratings are validated whole numbers, so every sum and difference is exact (below 2^53) and both
+-- readings give the averages that summing the buckets gives. (A type whose values are not whole
+-- numbers, mapped to review_count by hand, could differ from it in the last bits.) Categories are kept in step with the catalog as window_lists.sql
 -- keeps its lists' scopes: a product that joined a category since the refresh is noted in
 -- window_category_moves, one that left it is skipped by checking the catalog.
 
@@ -103,21 +104,22 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.recompute_rating_hours(bigint[], timestamptz[]) IS
   'Internal: recomputes the rating_hourly rows of the given (product, hour) pairs from popularity_hourly, and the products'' rating_totals.';
 
--- Gives some products' rating_hourly rows and totals the category the catalog has now.
+-- Gives some products' rating_hourly rows and totals the category the catalog has now. One
+-- statement, so that both read the catalog once: the outside reading subtracts a product's hours
+-- of a category from its total in that category.
 CREATE FUNCTION popularity_engine.place_rating_products(product_ids bigint[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
-BEGIN
-    UPDATE popularity_engine.rating_hourly r SET category = c.category
-      FROM (SELECT p.product_id, k.category
-              FROM unnest(product_ids) AS p(product_id)
-              LEFT JOIN popularity_engine.catalog k ON k.product_id = p.product_id) c
-     WHERE r.product_id = c.product_id AND r.category IS DISTINCT FROM c.category;
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $fn$
+    WITH placed AS MATERIALIZED (
+        SELECT p.product_id, k.category
+          FROM (SELECT DISTINCT x AS product_id FROM unnest(product_ids) AS x) p
+          LEFT JOIN popularity_engine.catalog k ON k.product_id = p.product_id),
+    hours AS (
+        UPDATE popularity_engine.rating_hourly r SET category = c.category
+          FROM placed c
+         WHERE r.product_id = c.product_id AND r.category IS DISTINCT FROM c.category)
     UPDATE popularity_engine.rating_totals t SET category = c.category
-      FROM (SELECT p.product_id, k.category
-              FROM unnest(product_ids) AS p(product_id)
-              LEFT JOIN popularity_engine.catalog k ON k.product_id = p.product_id) c
-     WHERE t.product_id = c.product_id AND t.category IS DISTINCT FROM c.category;
-END
+      FROM placed c
+     WHERE t.product_id = c.product_id AND t.category IS DISTINCT FROM c.category
 $fn$;
 COMMENT ON FUNCTION popularity_engine.place_rating_products(bigint[]) IS
   'Internal: sets the category of the given products'' rating_hourly and rating_totals rows to the catalog''s.';

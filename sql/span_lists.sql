@@ -5,14 +5,14 @@
 -- to the time of the query) and scope, the products with the best sums over the days from the
 -- horizon through yesterday (window_span_entries) and a bound that no other product of the scope
 -- exceeds (window_span_lists). A product's score over a window since the horizon is at most its
--- span sum plus its day scores since, so a long window reads the span list and the day lists of
--- the days after it (today, mostly) with the threshold algorithm; when that cannot prove the
--- answer, it reads the day lists of every day as before.
+-- span sum plus its day scores after it, so a long window reads the span list and the day lists
+-- of the days after window_span_through (today, mostly) with the threshold algorithm; when that
+-- cannot prove the answer, it reads the day lists of every day as before.
 --
--- The span lists are rebuilt once a day, by the first refresh of a UTC day (which also moves the
--- horizon); in between only late events (dated before today) and catalog moves change them, and
--- then only the sums of the products concerned. Membership and categories work as for the day
--- lists (see window_lists.sql).
+-- The span lists are rebuilt once a day, by the first refresh whose as_of falls on another UTC
+-- day than the last (which also moves the horizon); in between only late events (dated on or
+-- before window_span_through) and catalog moves change them, and then only the sums of the
+-- products concerned. Membership and categories work as for the day lists (see window_lists.sql).
 
 CREATE TABLE popularity_engine.window_span_lists (
     mode  popularity_engine.popularity_mode NOT NULL,
@@ -20,6 +20,8 @@ CREATE TABLE popularity_engine.window_span_lists (
     bound double precision NOT NULL,
     PRIMARY KEY (mode, scope)
 );
+COMMENT ON COLUMN popularity_engine.window_span_lists.scope IS
+  'Whose list: '''' for all products, else the catalog category of its products (see window_scopes).';
 COMMENT ON TABLE popularity_engine.window_span_lists IS
   'Internal: per popular_products mode and scope, a bound on the span sum (days from refresh_state.window_horizon through window_span_through) of any product of the scope not in window_span_entries.';
 
@@ -33,6 +35,8 @@ CREATE TABLE popularity_engine.window_span_entries (
 CREATE INDEX window_span_entries_rank
     ON popularity_engine.window_span_entries (mode, scope, score DESC, product_id);
 CREATE INDEX window_span_entries_product ON popularity_engine.window_span_entries (product_id);
+COMMENT ON COLUMN popularity_engine.window_span_entries.scope IS
+  'The list''s scope (see window_span_lists.scope).';
 COMMENT ON TABLE popularity_engine.window_span_entries IS
   'Internal: the products with the best span sums (days from refresh_state.window_horizon through window_span_through), per mode and scope, with that sum (exact). A product that left the scope''s category may linger; readers check the catalog.';
 
@@ -41,7 +45,7 @@ SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_span_entrie
 
 CREATE FUNCTION popularity_engine.window_span_modes() RETURNS popularity_engine.popularity_mode[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT '{most_viewed,most_carted,most_ordered,most_searched,overall,most_wishlisted}'::popularity_engine.popularity_mode[]
+    SELECT pg_catalog.array_remove(popularity_engine.window_list_modes(), 'trending')
 $$;
 COMMENT ON FUNCTION popularity_engine.window_span_modes() IS
   'Internal: the popular_products modes with span lists: those of window_list_modes() whose day scores do not decay.';
@@ -173,9 +177,11 @@ $fn$;
 COMMENT ON FUNCTION popularity_engine.recount_span_members() IS
   'Internal: recomputes the span sums of every span list member after days left popularity_daily.';
 
--- Called by maintain_window_lists once the day lists are up to date: the first refresh of a
--- UTC day (or one that rebuilt the day lists) rebuilds the span lists through yesterday; any
--- other enters the sums of the products with late events, dated on a day the span lists cover.
+-- Called by maintain_window_lists once the day lists are up to date: a refresh whose as_of falls
+-- on another UTC day than the span lists' last one (or that rebuilt the day lists) rebuilds them
+-- through the day before; any other enters the sums of the products with late events, dated on a
+-- day the span lists cover. Rebuilding once a day rather than keeping every sum exact spares each
+-- refresh summing again the days of every product it touches (measured in bench/PROFILE.md).
 CREATE FUNCTION popularity_engine.maintain_span_lists(
     as_of timestamptz, horizon date, rebuilt boolean, has_delta boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$

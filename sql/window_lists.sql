@@ -17,6 +17,9 @@
 -- refresh enters its day scores into that category's lists. Entries left in the lists of its
 -- old category are skipped by the queries, which check every candidate's category in the
 -- catalog.
+--
+-- maintain_window_lists also keeps, in the same steps, what span_lists.sql (long windows) and
+-- rating_hours.sql (top_rated) add to the day lists.
 
 CREATE TABLE popularity_engine.popularity_daily (
     product_id      bigint NOT NULL,
@@ -74,11 +77,12 @@ SELECT pg_catalog.pg_extension_config_dump('popularity_engine.window_category_mo
 
 -- Sizes --------------------------------------------------------------------------------------
 
--- A rebuilt list keeps this many products; it is rebuilt when it grows past four times as many.
+-- A rebuilt list keeps this many products; it is rebuilt (a span list: shortened) when it grows
+-- past four times as many.
 CREATE FUNCTION popularity_engine.window_list_length() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 100 $$;
 COMMENT ON FUNCTION popularity_engine.window_list_length() IS
-  'Internal: products a day''s list keeps when it is rebuilt (it is rebuilt past four times this length).';
+  'Internal: products a day''s or span list keeps when it is rebuilt or shortened (past four times this length).';
 
 -- Formulas -----------------------------------------------------------------------------------
 
@@ -411,6 +415,7 @@ CREATE FUNCTION popularity_engine.window_lists_stale(
 LANGUAGE sql IMMUTABLE AS $$
     SELECT state.window_horizon IS NULL
         OR state.window_horizon OPERATOR(pg_catalog.<) popularity_engine.window_list_horizon(as_of)
+        OR state.window_span_through IS DISTINCT FROM popularity_engine.utc_day(as_of) OPERATOR(pg_catalog.-) 1
         OR state.window_signature IS DISTINCT FROM
            popularity_engine.window_signature(weights_signature, half_life_seconds)
 $$;
@@ -448,7 +453,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION popularity_engine.maintain_window_lists(popularity_engine.refresh_state, timestamptz, text, double precision, boolean) IS
-  'Internal: keeps popularity_daily and the window lists in step with popularity_hourly (incrementally, or rebuilt when the weights or half-life changed).';
+  'Internal: keeps popularity_daily, the day and span lists and the review hours in step with popularity_hourly (incrementally, or rebuilt when the weights or half-life changed).';
 
 -- cleanup_interactions removed the hourly buckets before `cutoff`: the days they touched leave
 -- the lists too, so that a day's roll-up never counts a bucket that is gone, and the span list
@@ -625,11 +630,12 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
       FROM totals t
 $fn$;
 COMMENT ON FUNCTION popularity_engine.read_window_lists(popularity_engine.popularity_mode, text, date, date, timestamptz, double precision, integer, double precision) IS
-  'Internal: one reading of a window''s lists at a depth for popular_from_lists: the threshold, whether a list goes deeper, and the candidates that can still be in the top n.';
+  'Internal: one reading of a window''s day lists at a depth (for popular_from_lists and popular_from_span_list): the threshold, whether a list goes deeper, and the candidates that can still be in the top n.';
 
--- Whether what refresh_popularity keeps for windows (the day lists, rating_hourly) can answer a
--- window since `since`: built for the current weights and half-life, reaching back that far, and
--- a category other than '' (which has no lists of its own and whose moves are not noted).
+-- Whether what refresh_popularity keeps for windows (the day and span lists, rating_hourly and
+-- rating_totals, all maintained together) can answer a window since `since`: built for the
+-- current weights and half-life, reaching back that far, and a category other than '' (which has
+-- no lists of its own and whose moves are not noted).
 CREATE FUNCTION popularity_engine.window_lists_cover(since timestamptz, category text)
 RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
@@ -643,7 +649,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
                        FROM popularity_engine.refresh_state r), false)
 $fn$;
 COMMENT ON FUNCTION popularity_engine.window_lists_cover(timestamptz, text) IS
-  'Internal: whether the window lists and rating_hourly are valid for a window since `since` (current weights and half-life, within the horizon) and the category.';
+  'Internal: whether the day and span lists and the review hours are valid for a window since `since` (current weights and half-life, within the horizon) and the category.';
 
 -- How far back the days kept reach before a window since `since`, in lengths of the window (0:
 -- it starts on the first day kept). The longer a window against what is kept before it, the

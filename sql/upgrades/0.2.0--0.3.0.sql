@@ -139,6 +139,8 @@ CREATE TABLE popularity_engine.window_span_lists (
     bound double precision NOT NULL,
     PRIMARY KEY (mode, scope)
 );
+COMMENT ON COLUMN popularity_engine.window_span_lists.scope IS
+  'Whose list: '''' for all products, else the catalog category of its products (see window_scopes).';
 COMMENT ON TABLE popularity_engine.window_span_lists IS
   'Internal: per popular_products mode and scope, a bound on the span sum (days from refresh_state.window_horizon through window_span_through) of any product of the scope not in window_span_entries.';
 
@@ -152,6 +154,8 @@ CREATE TABLE popularity_engine.window_span_entries (
 CREATE INDEX window_span_entries_rank
     ON popularity_engine.window_span_entries (mode, scope, score DESC, product_id);
 CREATE INDEX window_span_entries_product ON popularity_engine.window_span_entries (product_id);
+COMMENT ON COLUMN popularity_engine.window_span_entries.scope IS
+  'The list''s scope (see window_span_lists.scope).';
 COMMENT ON TABLE popularity_engine.window_span_entries IS
   'Internal: the products with the best span sums (days from refresh_state.window_horizon through window_span_through), per mode and scope, with that sum (exact). A product that left the scope''s category may linger; readers check the catalog.';
 

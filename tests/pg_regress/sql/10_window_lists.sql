@@ -2,7 +2,8 @@
 -- summing the hourly buckets: same products, same order, same scores, for every mode, windows
 -- from 1 hour to 12 days and from 17 to 31 days, n of 1 and 20, with and without a category
 -- (top_rated: from the review hours; long windows: from the span lists); after late events, a
--- weight edit, a new trending half-life, catalog moves and a cleanup. Also the lists' own
+-- second review type, span lists days old, a weight edit, a new trending half-life, catalog moves
+-- and a cleanup. Also the lists' own
 -- invariants, checked directly.
 CREATE EXTENSION IF NOT EXISTS popularity_engine;
 SET client_min_messages = warning;
@@ -234,8 +235,23 @@ EXCEPTION WHEN raise_exception THEN NULL;
 END
 $$;
 
+-- The long windows (17 to 31 days) that the span lists (and the day lists after them) prove on
+-- their own, of all products and of a category.
+CREATE FUNCTION pg_temp.span_lists_used()
+RETURNS TABLE (long_cases bigint, span_lists_used boolean, category_span_lists_used boolean)
+LANGUAGE sql AS $$
+    SELECT count(*), count(*) FILTER (WHERE l.product_ids IS NOT NULL) > 0,
+           count(*) FILTER (WHERE l.product_ids IS NOT NULL AND k.category IS NOT NULL) > 0
+      FROM unnest(popularity_engine.window_span_modes()) AS m(mode),
+           generate_series(24 * 17, 24 * 31, 24 * 7) AS h, (VALUES (NULL), ('c1'), ('c3')) AS k(category),
+           popularity_engine.popular_from_span_list(
+               m.mode, date_trunc('hour', now() - make_interval(hours => h), 'UTC'), k.category, 20) l
+$$;
+
 -- First build (the refresh after an update from 0.2.0 does the same from the hourly buckets).
 SELECT pg_temp.add_events(10000, 1, interval '12 days');
+-- and some over a month, so that long windows start after the first events the span lists sum
+SELECT pg_temp.add_events(3000, 6, interval '30 days');
 CALL popularity_engine.refresh_popularity();
 SELECT window_horizon = popularity_engine.utc_day(now()) - 31 AS horizon_31_days_back
   FROM popularity_engine.refresh_state;
@@ -254,23 +270,35 @@ CALL popularity_engine.refresh_popularity();
 SELECT (SELECT max(c) FROM (SELECT count(DISTINCT d.product_id) AS c FROM popularity_engine.popularity_daily d
                              GROUP BY d.day) x) > 400 AS a_day_with_many_products,
        (SELECT max(c) FROM (SELECT count(*) AS c FROM popularity_engine.window_list_entries e
-                             GROUP BY e.day, e.mode, e.scope) y) <= 400 AS every_list_kept_short;
+                             GROUP BY e.day, e.mode, e.scope) y) <= 400
+       AND (SELECT max(c) FROM (SELECT count(*) AS c FROM popularity_engine.window_span_entries e
+                                 GROUP BY e.mode, e.scope) z) <= 400 AS every_list_kept_short;
 SELECT * FROM pg_temp.broken_invariants();
 SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
        differences FROM pg_temp.compare();
 SELECT * FROM pg_temp.top_rated_differences();
 SELECT * FROM pg_temp.rating_reading_differences();
--- The long windows that the span lists (and the day lists after them) prove on their own.
-SELECT count(*) AS long_cases, count(*) FILTER (WHERE l.product_ids IS NOT NULL) > 0 AS span_lists_used,
-       count(*) FILTER (WHERE l.product_ids IS NOT NULL AND k.category IS NOT NULL) > 0 AS category_span_lists_used
-  FROM unnest(popularity_engine.window_span_modes()) AS m(mode),
-       generate_series(24 * 17, 24 * 31, 24 * 7) AS h, (VALUES (NULL), ('c1'), ('c3')) AS k(category),
-       popularity_engine.popular_from_span_list(m.mode, date_trunc('hour', now() - make_interval(hours => h), 'UTC'),
-                                                k.category, 20) l;
+SELECT * FROM pg_temp.span_lists_used();
 -- With a second type counted as a review (its value 1), top_rated averages both types.
+-- Before a refresh the review hours do not match the weights and are not used; the refresh
+-- rebuilds them with both types.
 BEGIN;
 UPDATE popularity_engine.interaction_weights SET counter = 'review_count' WHERE interaction_type = 'click';
 SELECT * FROM pg_temp.top_rated_differences();
+CALL popularity_engine.refresh_popularity();
+SELECT * FROM pg_temp.broken_invariants();
+SELECT * FROM pg_temp.top_rated_differences();
+SELECT * FROM pg_temp.rating_reading_differences();
+ROLLBACK;
+
+-- Span lists that end three days ago (no refresh since): a long window reads the day lists of
+-- the three days after them.
+BEGIN;
+SELECT popularity_engine.rebuild_span_lists(popularity_engine.utc_day(now()) - 3);
+SELECT * FROM pg_temp.broken_invariants();
+SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
+       differences FROM pg_temp.compare();
+SELECT * FROM pg_temp.span_lists_used();
 ROLLBACK;
 
 -- A weight edit: until the next refresh the lists do not match the weights and are not used.
@@ -294,12 +322,16 @@ UPDATE popularity_engine.interaction_weights SET popularity_weight = 1 WHERE int
 CALL popularity_engine.refresh_popularity();
 
 -- Catalog moves: popular products change category, uncatalogued ones join one, others leave
--- theirs. Before the next refresh the queries count the moved products as candidates of their
--- new category; the refresh enters them into its lists.
+-- theirs (for another, for none, for '' or out of the catalog). Before the next refresh the
+-- queries count the moved products as candidates of their new category, and check every
+-- candidate's category; the refresh enters them into its lists.
 UPDATE popularity_engine.catalog SET category = 'c3' WHERE product_id % 4 = 1 AND product_id < 400;
 UPDATE popularity_engine.catalog SET category = 'c2' WHERE product_id % 4 = 3 AND product_id < 200;
 INSERT INTO popularity_engine.catalog (product_id, category)
 SELECT p, 'c1' FROM generate_series(10, 1000, 10) AS p;
+UPDATE popularity_engine.catalog SET category = NULL WHERE product_id % 4 = 2 AND product_id < 120;
+UPDATE popularity_engine.catalog SET category = '' WHERE product_id % 4 = 0 AND product_id BETWEEN 120 AND 240;
+DELETE FROM popularity_engine.catalog WHERE product_id BETWEEN 241 AND 260;
 UPDATE popularity_engine.catalog SET brand = 'unchanged category';
 SELECT count(DISTINCT product_id) AS noted_moves, count(*) FILTER (WHERE category = 'c3') AS into_c3
   FROM popularity_engine.window_category_moves;
@@ -313,6 +345,7 @@ SELECT * FROM pg_temp.broken_invariants();
 SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
        differences FROM pg_temp.compare();
 SELECT * FROM pg_temp.rating_reading_differences();
+SELECT * FROM pg_temp.span_lists_used();
 
 -- A cleanup that removes the oldest buckets moves the horizon past them.
 CALL popularity_engine.cleanup_interactions(interval '9 days');
@@ -323,3 +356,4 @@ SELECT * FROM pg_temp.broken_invariants();
 SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
        differences FROM pg_temp.compare();
 SELECT * FROM pg_temp.rating_reading_differences();
+SELECT * FROM pg_temp.span_lists_used();
