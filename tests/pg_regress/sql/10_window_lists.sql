@@ -199,9 +199,10 @@ $$;
 -- top_rated's two readings of rating_hourly, each against averaging the buckets (lists switched
 -- off as in compare), whichever span the window would read: the hours inside it, or the totals
 -- less the hours outside it. Windows from 1 hour to 12 days (the events' span), with and without
--- a category. Returns the cases and the rows that differ for each reading.
+-- a category, those the review hours cover (after a cleanup, how many depends on the time of
+-- day). Returns whether any was compared, and the rows that differ for each reading.
 CREATE FUNCTION pg_temp.rating_reading_differences()
-RETURNS TABLE (cases bigint, inside_differences bigint, outside_differences bigint)
+RETURNS TABLE (compared boolean, inside_differences bigint, outside_differences bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
     CREATE TEMP TABLE rcases ON COMMIT DROP AS
@@ -209,6 +210,7 @@ BEGIN
            ARRAY(SELECT m.product_id FROM popularity_engine.window_category_moves m
                   WHERE m.category = k.category) AS moved
       FROM generate_series(1, 24 * 12, 19) AS h, (VALUES (NULL), ('c1'), ('c3')) AS k(category);
+    DELETE FROM rcases c WHERE NOT popularity_engine.window_lists_cover(c.since, c.category);
     CREATE TEMP TABLE readings ON COMMIT DROP AS
     SELECT c.since, c.category, 'inside' AS reading, a.*
       FROM rcases c, popularity_engine.rating_averages_inside(c.since, now(), c.category, c.moved, 20) a
@@ -221,7 +223,7 @@ BEGIN
       FROM rcases c,
            popularity_engine.popular_in_window('top_rated', c.since, c.category, 20) p;
     RETURN QUERY
-    SELECT (SELECT count(*) FROM rcases),
+    SELECT (SELECT count(*) > 0 FROM rcases),
            (SELECT count(*) FROM (SELECT * FROM readings r WHERE r.reading = 'inside') r
               FULL JOIN rsummed s ON (r.since, r.product_id) = (s.since, s.product_id)
                                  AND r.category IS NOT DISTINCT FROM s.category
@@ -246,6 +248,8 @@ LANGUAGE sql AS $$
            generate_series(24 * 17, 24 * 31, 24 * 7) AS h, (VALUES (NULL), ('c1'), ('c3')) AS k(category),
            popularity_engine.popular_from_span_list(
                m.mode, date_trunc('hour', now() - make_interval(hours => h), 'UTC'), k.category, 20) l
+     WHERE popularity_engine.window_lists_cover(date_trunc('hour', now() - make_interval(hours => h), 'UTC'),
+                                                k.category)
 $$;
 
 -- First build (the refresh after an update from 0.2.0 does the same from the hourly buckets).
@@ -356,4 +360,3 @@ SELECT * FROM pg_temp.broken_invariants();
 SELECT mode, cases, by_lists > 0 AS lists_used, by_category_lists > 0 AS category_lists_used,
        differences FROM pg_temp.compare();
 SELECT * FROM pg_temp.rating_reading_differences();
-SELECT * FROM pg_temp.span_lists_used();
