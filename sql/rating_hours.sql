@@ -12,9 +12,11 @@
 -- average over the window (a window reaching back near the horizon, such as 30 days). Review
 -- ratings are validated whole numbers, so every sum and difference is exact (below 2^53) and both
 -- readings give the averages that summing the buckets gives. (A type whose values are not whole
--- numbers, mapped to review_count by hand, could differ from it in the last bits.) Categories are kept in step with the catalog as window_lists.sql
--- keeps its lists' scopes: a product that joined a category since the refresh is noted in
--- window_category_moves, one that left it is skipped by checking the catalog.
+-- numbers, mapped to review_count by hand, could differ from it in the last bits.)
+--
+-- Categories are kept in step with the catalog as window_lists.sql keeps its lists' scopes: a
+-- product that joined a category since the refresh is noted in window_category_moves, one that
+-- left it is skipped by checking the catalog.
 
 CREATE TABLE popularity_engine.rating_hourly (
     product_id  bigint NOT NULL,
