@@ -218,6 +218,7 @@ DECLARE
     v_through date := (SELECT r.window_span_through FROM popularity_engine.refresh_state r);
     v_bound double precision;
     v_span bigint[];
+    v_span_scores double precision[];
     v_next double precision;
     v_days record;
 BEGIN
@@ -227,12 +228,14 @@ BEGIN
         RETURN;
     END IF;
     LOOP
-        v_span := ARRAY(SELECT e.product_id FROM popularity_engine.window_span_entries e
-                         WHERE e.mode = mode AND e.scope = coalesce(category, '')
-                         ORDER BY e.score DESC, e.product_id LIMIT v_depth + 1);
-        SELECT e.score INTO v_next FROM popularity_engine.window_span_entries e
-         WHERE (e.mode, e.scope, e.product_id) = (mode, coalesce(category, ''), v_span[v_depth + 1]);
-        v_next := greatest(v_bound, coalesce(v_next, 0));
+        -- the first depth + 1 members with their sums: the last one's sum bounds the rest
+        SELECT coalesce(array_agg(x.product_id ORDER BY x.score DESC, x.product_id), '{}'),
+               array_agg(x.score ORDER BY x.score DESC, x.product_id)
+          INTO v_span, v_span_scores
+          FROM (SELECT e.product_id, e.score FROM popularity_engine.window_span_entries e
+                 WHERE e.mode = mode AND e.scope = coalesce(category, '')
+                 ORDER BY e.score DESC, e.product_id LIMIT v_depth + 1) x;
+        v_next := greatest(v_bound, coalesce(v_span_scores[v_depth + 1], 0));
         -- the days after the span: their lists' threshold and candidates (with the moved products)
         SELECT * INTO v_days FROM popularity_engine.read_window_lists(
             mode, category, v_through + 1, popularity_engine.utc_day(v_now), v_now, v_h, v_depth, NULL);
